@@ -1,0 +1,60 @@
+"""Developer and CI sessions: ``nox -s tests`` runs the suite on every Python
+3.10-3.13 found; ``lint``, ``typecheck``, ``demo`` and ``bench`` as named."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+# pyenv's python3.X shims refuse to run unless these versions are selected.
+os.environ.setdefault("PYENV_VERSION", "3.11.7:3.10.13:3.12.1:3.13.0")
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = False
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "structlog>=23.1",
+    "numpy>=1.26",
+]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole test suite against the installed package."""
+    session.install(".", *TEST_DEPS)
+    session.run("pytest", *(session.posargs or ["-q", "-p", "no:cacheprovider"]))
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package."""
+    session.install(".[structlog]", "mypy>=1.10", "types-requests")
+    session.run("mypy", "--strict", "src/logdrain")
+
+
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """python -m logdrain demo: embedded collector, outage, report."""
+    session.install(".[structlog]")
+    session.run("python", "-m", "logdrain", "demo", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Benchmarks: figures printed, not pass/fail."""
+    session.install(".[structlog]", "numpy")
+    session.run("python", "benchmarks/run.py", *session.posargs)

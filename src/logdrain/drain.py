@@ -1,0 +1,166 @@
+"""``Drain``: one destination, one bounded queue, one worker, one session,
+one set of counters. Front ends (the stdlib handler, the structlog processor)
+turn records into mappings and hand them to :meth:`Drain.submit`."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import lifecycle
+from .config import Settings, resolve
+from .encode import Encoder
+from .queue import RecordQueue
+from .report import Reporter
+from .stats import DrainStats
+from .transport import Transport
+from .worker import Dispatcher
+
+
+class Drain:
+    """Ship mappings to one HTTP(S) collector in batches, off the caller's thread.
+
+    Every keyword is a setting (see README); each falls back to the
+    environment variable ``LOGDRAIN_<NAME>`` and then to a named default.
+    Wrong settings raise :class:`logdrain.ConfigError` here, naming the field.
+    """
+
+    def __init__(self, url: str | None = None, **options: Any) -> None:
+        settings = resolve({"url": url, **options})
+        if not settings.name:
+            settings = _with_name(settings)
+        self.settings: Settings = settings
+        self._queue = RecordQueue(
+            settings.queue_size, settings.overflow, settings.block_timeout, settings.batch_size
+        )
+        self._reporter = Reporter(settings.name, settings.warn_interval)
+        self._encoder = Encoder(settings)
+        self._transport = Transport(
+            settings, content_type=self._encoder.content_type, on_retry=self._queue.count_retry
+        )
+        self._dispatcher = Dispatcher(
+            settings, self._queue, self._encoder, self._transport, self._reporter
+        )
+        self._close_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._closing = False
+        lifecycle.register(self)
+
+    def __repr__(self) -> str:
+        parts = urlsplit(self.settings.url)
+        state = "closed" if self._closing else "open"
+        return f"<Drain {self.settings.name!r} {parts.scheme}://{parts.netloc}{parts.path} {state}>"
+
+    # -- the caller's side --
+
+    def submit(self, record: Mapping[str, Any]) -> bool:
+        """Queue a shallow copy of ``record``. Never does I/O and never blocks
+        (except with ``overflow='block'``). False when the record was refused;
+        every refusal is counted in :meth:`stats`."""
+        return self.enqueue(dict(record))
+
+    def enqueue(self, item: Mapping[str, Any]) -> bool:
+        """Queue ``item`` as it is: for front ends that already took a snapshot."""
+        if not self._dispatcher.started and not self._closing:
+            self._dispatcher.start()
+        return self._queue.put(item)
+
+    # -- waiting --
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record submitted before this call is delivered or
+        finally accounted for; at most ``timeout`` seconds (default:
+        ``flush_timeout``). True when everything was accounted for in time."""
+        timeout = self.settings.flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + max(0.0, timeout)
+        target = self._queue.mark()
+        if self._closing:
+            return self._queue.wait_done(target, deadline)
+        if not self._dispatcher.started:
+            self._dispatcher.start()
+        self._queue.set_urgent(True)
+        try:
+            return self._queue.wait_done(target, deadline)
+        finally:
+            self._queue.set_urgent(False)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop accepting records, deliver what is pending within ``timeout``
+        seconds (default: ``shutdown_timeout``), then release threads and
+        connections. What could not be delivered by then is counted as
+        ``dropped_closed`` and reported in one stderr line. Idempotent;
+        True when nothing was left undelivered for lack of time."""
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._close_lock:
+            first = not self._closing
+            self._closing = True
+        if not first:
+            self._closed.wait(max(0.0, deadline - time.monotonic()))
+            return self._queue.snapshot().pending == 0
+        try:
+            return self._close(deadline)
+        finally:
+            self._closed.set()
+            lifecycle.unregister(self)
+
+    def _close(self, deadline: float) -> bool:
+        target = self._queue.mark()
+        self._queue.close()
+        self._transport.deadline = deadline
+        self._dispatcher.stop(deadline)
+        self._dispatcher.drain_sync(deadline)
+        complete = self._queue.wait_done(target, deadline)
+        abandoned = 0
+        if not complete:
+            self._transport.abort()
+            abandoned = self._queue.abandon()
+        self._dispatcher.shutdown_executor()
+        self._transport.close()
+        stats = self._queue.snapshot()
+        lost = stats.lost
+        if abandoned or lost:
+            self._reporter.warn(
+                "close",
+                f"closed with {abandoned} record(s) undelivered at the deadline; lost in total: "
+                f"{lost} (overflow {stats.dropped_overflow}, closed {stats.dropped_closed}, "
+                f"rejected {stats.rejected}, failed {stats.failed}) of {stats.submitted}",
+                force=True,
+            )
+        return abandoned == 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    def stats(self) -> DrainStats:
+        """A consistent snapshot of the counters."""
+        return self._queue.snapshot()
+
+    # -- lifecycle edges --
+
+    def _after_fork_in_child(self) -> None:
+        """The child starts empty: no record of the parent's is sent twice."""
+        self._queue.reset_after_fork()
+        self._transport.reset_after_fork()
+        self._dispatcher.reset_after_fork()
+        self._close_lock = threading.Lock()
+        self._closed = threading.Event()
+        if self._closing:
+            self._queue.close()
+            self._closed.set()
+
+    def __enter__(self) -> Drain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _with_name(settings: Settings) -> Settings:
+    host = urlsplit(settings.url).hostname or "drain"
+    return dataclasses.replace(settings, name=host)

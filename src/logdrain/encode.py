@@ -1,0 +1,255 @@
+"""Turn queued snapshots into JSON documents and request bodies.
+
+Runs on the dispatcher thread, never on the caller's. The contract: every
+record produces a body part. Values JSON cannot hold are converted; NaN,
+cycles, unencodable keys, too-deep nesting and bad UTF-8 take a slower
+sanitising path; an oversized record is shortened with a visible marker.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import enum
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import PurePath
+from typing import Any
+
+from .config import Settings
+from .records import EventSnapshot, StdlibSnapshot
+
+# LogRecord attributes that are not "extra" fields.
+RECORD_ATTRS = frozenset(
+    {
+        "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
+        "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+        "relativeCreated", "thread", "threadName", "processName", "process", "message",
+        "asctime", "taskName",
+        # structlog's stdlib integration (ProcessorFormatter.wrap_for_formatter)
+        "_logger", "_name", "_from_structlog", "_record",
+    }
+)  # fmt: skip
+
+MAX_REPR = 10_000
+MAX_ARRAY_ITEMS = 10_000
+MAX_DEPTH = 64
+TRUNCATION_MARK = "...[logdrain: truncated {} chars]"
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def safe_repr(obj: object) -> str:
+    """``repr(obj)``, shortened; a placeholder if ``repr`` itself raises."""
+    try:
+        text = repr(obj)
+    except Exception:  # noqa: BLE001 - any user __repr__ may raise anything
+        return f"<unrepresentable {type(obj).__qualname__} object>"
+    if not isinstance(text, str):
+        return f"<unrepresentable {type(obj).__qualname__} object>"
+    if len(text) > MAX_REPR:
+        text = text[:MAX_REPR] + TRUNCATION_MARK.format(len(text) - MAX_REPR)
+    return text
+
+
+def to_jsonable(obj: object) -> Any:
+    """The ``default`` hook: a JSON-safe stand-in for ``obj`` (never raises)."""
+    try:
+        if isinstance(obj, _dt.datetime | _dt.date | _dt.time):
+            return obj.isoformat()
+        if isinstance(obj, decimal.Decimal | uuid.UUID | PurePath):
+            return str(obj)
+        if isinstance(obj, bytes | bytearray | memoryview):
+            return bytes(obj).decode("utf-8", "backslashreplace")
+        if isinstance(obj, set | frozenset):
+            try:
+                return sorted(obj)
+            except TypeError:
+                return list(obj)
+        if isinstance(obj, BaseException):
+            return f"{type(obj).__name__}: {safe_repr(obj) if not str(obj) else obj}"
+        if isinstance(obj, enum.Enum):
+            return obj.value if isinstance(obj.value, str | int | float) else obj.name
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        if hasattr(obj, "dtype") and hasattr(obj, "tolist"):  # numpy scalars and arrays
+            size = getattr(obj, "size", 1)
+            if isinstance(size, int) and size > MAX_ARRAY_ITEMS:
+                shape = getattr(obj, "shape", "?")
+                return f"<array shape={shape} dtype={obj.dtype} ({size} items, not shipped)>"
+            return obj.tolist()
+    except Exception:  # noqa: BLE001 - conversion of a hostile object must not fail
+        return safe_repr(obj)
+    return safe_repr(obj)
+
+
+def _clean(obj: Any, depth: int, seen: set[int]) -> Any:
+    """Slow path: a structure the JSON encoder accepts with ``allow_nan=False``."""
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int):
+        try:
+            int.__repr__(obj)
+        except ValueError:
+            return f"<int of {obj.bit_length()} bits>"
+        return obj
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if depth >= MAX_DEPTH:
+        return "<too deep>"
+    if isinstance(obj, dict | list | tuple):
+        if id(obj) in seen:
+            return "<cycle>"
+        seen.add(id(obj))
+        try:
+            if isinstance(obj, dict):
+                return {
+                    (k if isinstance(k, str) else _key(k)): _clean(v, depth + 1, seen)
+                    for k, v in obj.items()
+                }
+            return [_clean(v, depth + 1, seen) for v in obj]
+        finally:
+            seen.discard(id(obj))
+    return _clean(to_jsonable(obj), depth + 1, seen)
+
+
+def _key(key: object) -> str:
+    if isinstance(key, int | float | bool) or key is None:
+        return json.dumps(key)
+    return safe_repr(key)
+
+
+def _fix_surrogates(text: str) -> bytes:
+    return _SURROGATES.sub("\ufffd", text).encode("utf-8", "replace")
+
+
+class Encoder:
+    """Record snapshots -> JSON bytes -> request bodies, per the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._max_bytes = settings.max_record_bytes
+        self.format = settings.format
+        self.content_type = (
+            "application/x-ndjson" if settings.format == "ndjson" else "application/json"
+        )
+        self._dumps: Callable[[Any], str] = json.JSONEncoder(
+            default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+        ).encode
+        self._ts_second = -1
+        self._ts_prefix = ""
+
+    # -- documents --
+
+    def timestamp(self, created: float) -> str:
+        """RFC 3339, UTC, microseconds; the date part is cached per second."""
+        sec = int(created)
+        if sec != self._ts_second:
+            self._ts_second = sec
+            self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{self._ts_prefix}.{int((created - sec) * 1e6):06d}Z"
+
+    def document(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON object for one queued snapshot."""
+        kind = type(item)
+        if kind is EventSnapshot:
+            doc = dict(item)
+            if "timestamp" not in doc:
+                doc["timestamp"] = self.timestamp(item.created)  # type: ignore[attr-defined]
+            return doc
+        if kind is not StdlibSnapshot:
+            return dict(item)
+        msg = item.get("msg")
+        doc = {
+            "timestamp": self.timestamp(item["created"]),
+            "level": item["levelname"],
+            "logger": item["name"],
+        }
+        if isinstance(msg, dict):  # structlog's stdlib integration: the event dict
+            event = dict(msg)
+            doc["message"] = event.pop("event", item.get("message"))
+            for key, value in event.items():
+                doc.setdefault(key, value)
+        else:
+            doc["message"] = item.get("message")
+        if item.get("exc_text"):
+            doc["exception"] = item["exc_text"]
+        if item.get("stack_info"):
+            doc["stack"] = item["stack_info"]
+        for key, value in item.items():
+            if key not in RECORD_ATTRS:
+                doc.setdefault(key, value)
+        return doc
+
+    # -- bytes --
+
+    def dumps(self, doc: Any) -> bytes:
+        """JSON bytes for ``doc``: fast path first, the sanitising path on any failure."""
+        try:
+            text = self._dumps(doc)
+        except (ValueError, TypeError, RecursionError):
+            try:
+                text = self._dumps(_clean(doc, 0, set()))
+            except Exception as exc:  # noqa: BLE001 - last resort keeps the record
+                text = self._dumps(
+                    {"message": "<logdrain: record could not be encoded>", "error": safe_repr(exc)}
+                )
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _fix_surrogates(text)
+
+    def encode(self, item: Mapping[str, Any]) -> tuple[bytes, bool]:
+        """One record's JSON bytes and whether it had to be truncated."""
+        try:
+            doc = self.document(item)
+        except Exception as exc:  # noqa: BLE001 - a malformed snapshot still ships
+            doc = {"message": "<logdrain: malformed record>", "error": safe_repr(exc)}
+        data = self.dumps(doc)
+        if len(data) <= self._max_bytes:
+            return data, False
+        return self._truncate(_clean(doc, 0, set())), True
+
+    def _truncate(self, doc: dict[str, Any]) -> bytes:
+        """Shorten the largest fields until the record fits ``max_record_bytes``."""
+        for _ in range(16):
+            data = self.dumps(doc)
+            excess = len(data) - self._max_bytes
+            if excess <= 0:
+                return data
+            sizes = {
+                k: len(v) if isinstance(v, str) else len(self.dumps(v)) for k, v in doc.items()
+            }
+            key = max(sizes, key=sizes.__getitem__)
+            value = doc[key] if isinstance(doc[key], str) else self.dumps(doc[key]).decode()
+            # Characters may take up to 6 bytes once JSON-escaped; cut generously.
+            keep = max(0, len(value) - excess - 64 - len(TRUNCATION_MARK))
+            if keep >= len(value):
+                keep = len(value) // 2
+            doc[key] = value[:keep] + TRUNCATION_MARK.format(len(value) - keep)
+        return self.dumps(
+            {
+                "timestamp": doc.get("timestamp"),
+                "level": doc.get("level"),
+                "message": "<logdrain: record too large, not shipped>",
+            }
+        )
+
+    # -- bodies --
+
+    def body(self, parts: list[bytes]) -> bytes:
+        """The request body for a batch of encoded records."""
+        if self.format == "ndjson":
+            return b"\n".join(parts) + b"\n"
+        if self.format == "object":
+            return parts[0]
+        return b"[" + b",".join(parts) + b"]"
+
+    def body_size(self, part_sizes: int, count: int) -> int:
+        """Bytes a body of ``count`` parts totalling ``part_sizes`` will take."""
+        return part_sizes + count + 1

@@ -1,0 +1,103 @@
+"""``DrainHandler``: the stdlib ``logging`` front end.
+
+The caller's thread pays for one ``dict`` copy of the record and the
+message formatting (so a later change to ``args`` cannot change what ships);
+turning that snapshot into a document happens on the dispatcher thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from . import guard
+from .drain import Drain
+from .errors import ConfigError
+from .records import snapshot
+
+
+def _holds_logging_lock() -> bool:
+    lock: Any = getattr(logging, "_lock", None)
+    is_owned = getattr(lock, "_is_owned", None)
+    return bool(is_owned()) if is_owned is not None else False
+
+
+class DrainHandler(logging.Handler):
+    """A ``logging.Handler`` that ships records through a :class:`Drain`.
+
+    ``DrainHandler(url=..., batch_size=200, ...)`` makes and owns a Drain (every
+    Drain setting is a keyword, so it works from ``dictConfig``);
+    ``DrainHandler(drain=shared)`` feeds an existing one and never closes it.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        drain: Drain | None = None,
+        level: int | str = logging.NOTSET,
+        **options: Any,
+    ) -> None:
+        super().__init__(level)
+        if drain is not None:
+            if url is not None or options:
+                raise ConfigError(
+                    "drain",
+                    "given together with Drain settings",
+                    "pass either drain= or the settings, not both",
+                )
+            self.drain = drain
+            self._owns_drain = False
+        else:
+            self.drain = Drain(url, **options)
+            self._owns_drain = True
+        self.flush_timeout = self.drain.settings.flush_timeout
+        self._enqueue = self.drain.enqueue
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<DrainHandler {self.drain!r} ({level})>"
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Like ``Handler.handle`` without the handler lock: the queue has its
+        own, and a lock here is what deadlocks other shippers at shutdown.
+        Records from logdrain's own threads are ignored (no feedback loop)."""
+        if guard.active():
+            return False
+        rv = self.filter(record)
+        if isinstance(rv, logging.LogRecord):  # 3.12+: a filter may return a new record
+            record = rv
+        if rv:
+            self.emit(record)
+        return rv
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._enqueue(snapshot(record, self.formatter))
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's contract: report, never raise
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Wait for delivery, at most ``flush_timeout`` seconds."""
+        if not guard.active():
+            self.drain.flush(self.flush_timeout)
+
+    def close(self) -> None:
+        """Close an owned drain. Under logging's module lock (``dictConfig``
+        replacing handlers) the drain is closed on a helper thread, so nothing
+        waits on the network while holding that lock."""
+        if self._owns_drain and not self.drain.closed:
+            if _holds_logging_lock():
+                closer = threading.Thread(
+                    target=self.drain.close, name="logdrain-closer", daemon=True
+                )
+                try:
+                    closer.start()
+                except RuntimeError:
+                    self.drain.close()
+            else:
+                self.drain.close()
+        super().close()

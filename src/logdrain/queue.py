@@ -1,0 +1,231 @@
+"""The bounded record queue and the ledger that accounts for every record.
+
+One lock guards the queue and every counter, so a ``snapshot()`` always
+satisfies ``submitted == delivered + queued + in_flight + dropped + rejected
++ failed``. Records leave the queue in FIFO order (evicted or taken), which
+lets ``flush`` wait for "everything submitted before now" with two integers
+instead of tagging records.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Literal
+
+from .stats import DrainStats
+
+Outcome = Literal["delivered", "rejected", "failed", "dropped_closed"]
+
+
+class Lot:
+    """Records taken from the queue together; settled, possibly in parts, later."""
+
+    __slots__ = ("abandoned", "first_seq", "remaining")
+
+    def __init__(self, first_seq: int, size: int) -> None:
+        self.first_seq = first_seq
+        self.remaining = size
+        self.abandoned = False
+
+
+class RecordQueue:
+    """A bounded FIFO with an overflow policy, plus the drain's counters."""
+
+    def __init__(self, maxsize: int, overflow: str, block_timeout: float, wake_at: int) -> None:
+        self._maxsize = maxsize
+        self._overflow = overflow
+        self._block_timeout = block_timeout
+        self._wake_at = wake_at
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh lock, empty queue, zero counters (also used in a forked child)."""
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._settled = threading.Condition(self._lock)
+        self._items: deque[Any] = deque()
+        self._open: dict[int, Lot] = {}
+        self._taker_waiting = False
+        self._flush_waiters = 0
+        self._urgent = False
+        self._closed = False
+        self.appended = 0
+        self.removed = 0
+        self.submitted = 0
+        self.delivered = 0
+        self.in_flight = 0
+        self.dropped_overflow = 0
+        self.dropped_closed = 0
+        self.rejected = 0
+        self.failed = 0
+        self.retries = 0
+        self.batches = 0
+        self.truncated = 0
+
+    reset_after_fork = _reset
+
+    # -- producer side (the caller's thread: no I/O, no waiting unless "block") --
+
+    def put(self, item: Any) -> bool:
+        """Queue ``item``; False when it was refused (and counted)."""
+        with self._lock:
+            self.submitted += 1
+            if self._closed:
+                self.dropped_closed += 1
+                return False
+            items = self._items
+            if len(items) >= self._maxsize:
+                if self._overflow == "drop_oldest":
+                    items.popleft()
+                    self.removed += 1
+                    self.dropped_overflow += 1
+                elif self._overflow == "drop_newest" or not self._wait_not_full():
+                    self.dropped_overflow += 1
+                    return False
+            items.append(item)
+            self.appended += 1
+            if self._taker_waiting and len(items) >= self._wake_at:
+                self._not_empty.notify()
+            return True
+
+    def _wait_not_full(self) -> bool:
+        deadline = time.monotonic() + self._block_timeout
+        while len(self._items) >= self._maxsize and not self._closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._not_full.wait(remaining)
+        return not self._closed
+
+    # -- consumer side (the dispatcher) --
+
+    def take(self, max_items: int, linger: float | None) -> tuple[Lot | None, list[Any]]:
+        """Take up to ``max_items``, waiting up to ``linger`` s for a full batch."""
+        with self._lock:
+            items = self._items
+            if linger and len(items) < max_items and not self._urgent and not self._closed:
+                self._taker_waiting = True
+                self._not_empty.wait(linger)
+                self._taker_waiting = False
+            n = min(len(items), max_items)
+            if n == 0:
+                return None, []
+            lot = Lot(self.removed, n)
+            batch = [items.popleft() for _ in range(n)]
+            self.removed += n
+            self.in_flight += n
+            self._open[id(lot)] = lot
+            if self._overflow == "block":
+                self._not_full.notify_all()
+            return lot, batch
+
+    def settle(self, lot: Lot, count: int, outcome: Outcome) -> None:
+        """Move ``count`` records of ``lot`` from in-flight to ``outcome``."""
+        with self._lock:
+            if lot.abandoned:
+                self.dropped_closed -= count
+            else:
+                self.in_flight -= count
+            setattr(self, outcome, getattr(self, outcome) + count)
+            lot.remaining -= count
+            if lot.remaining <= 0:
+                self._open.pop(id(lot), None)
+                self.batches += 1
+            if self._flush_waiters:
+                self._settled.notify_all()
+
+    def count_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def count_truncated(self, n: int) -> None:
+        with self._lock:
+            self.truncated += n
+
+    # -- flush / close --
+
+    def mark(self) -> int:
+        """A flush target: every record appended so far."""
+        with self._lock:
+            return self.appended
+
+    def _done_up_to(self, target: int) -> bool:
+        if self.removed < target:
+            return False
+        return all(lot.abandoned or lot.first_seq >= target for lot in self._open.values())
+
+    def wait_done(self, target: int, deadline: float) -> bool:
+        """Wait until every record up to ``target`` has a final outcome."""
+        with self._lock:
+            self._flush_waiters += 1
+            try:
+                while not self._done_up_to(target):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._settled.wait(min(remaining, 0.5))
+                return True
+            finally:
+                self._flush_waiters -= 1
+
+    def set_urgent(self, urgent: bool) -> None:
+        """While urgent, the dispatcher does not linger for full batches."""
+        with self._lock:
+            self._urgent = urgent
+            if urgent:
+                self._not_empty.notify_all()
+
+    def wake(self) -> None:
+        with self._lock:
+            self._not_empty.notify_all()
+            self._settled.notify_all()
+
+    def close(self) -> None:
+        """Refuse further records; queued ones stay to be drained."""
+        with self._lock:
+            self._closed = True
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def abandon(self) -> int:
+        """At a close deadline: count whatever is still queued or in flight as
+        ``dropped_closed``; a late outcome of an in-flight lot corrects it."""
+        with self._lock:
+            n = len(self._items)
+            self._items.clear()
+            self.removed += n
+            self.dropped_closed += n
+            for lot in self._open.values():
+                if not lot.abandoned:
+                    lot.abandoned = True
+                    self.in_flight -= lot.remaining
+                    self.dropped_closed += lot.remaining
+                    n += lot.remaining
+            self._settled.notify_all()
+            return n
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def snapshot(self) -> DrainStats:
+        with self._lock:
+            return DrainStats(
+                submitted=self.submitted,
+                delivered=self.delivered,
+                queued=len(self._items),
+                in_flight=self.in_flight,
+                dropped_overflow=self.dropped_overflow,
+                dropped_closed=self.dropped_closed,
+                rejected=self.rejected,
+                failed=self.failed,
+                retries=self.retries,
+                batches=self.batches,
+                truncated=self.truncated,
+            )

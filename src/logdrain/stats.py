@@ -1,0 +1,59 @@
+"""The typed snapshot returned by ``Drain.stats()``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DrainStats:
+    """Counters of one Drain, taken at one instant under one lock.
+
+    Every record offered to ``submit()`` is in exactly one bucket, so
+    ``submitted == delivered + pending + dropped_overflow + dropped_closed
+    + rejected + failed`` holds for every snapshot (see :attr:`balanced`).
+    """
+
+    submitted: int
+    """Records offered to ``submit()`` (accepted or refused)."""
+    delivered: int
+    """Records in batches the collector answered with 2xx."""
+    queued: int
+    """Records waiting in the queue."""
+    in_flight: int
+    """Records taken from the queue whose batch has no final outcome yet."""
+    dropped_overflow: int
+    """Records lost to a full queue: evicted (drop_oldest) or refused (drop_newest, block)."""
+    dropped_closed: int
+    """Records refused because the drain was closed, or abandoned at a close deadline."""
+    rejected: int
+    """Records in batches the collector refused permanently (4xx other than 408/425/429)."""
+    failed: int
+    """Records in batches still failing when the retry budget ran out."""
+    retries: int
+    """Retry attempts made (not records)."""
+    batches: int
+    """Batches that reached a final outcome (delivered, rejected or failed)."""
+    truncated: int
+    """Records shipped with a field shortened to fit ``max_record_bytes``."""
+
+    @property
+    def pending(self) -> int:
+        """Records not yet finally accounted for: ``queued + in_flight``."""
+        return self.queued + self.in_flight
+
+    @property
+    def lost(self) -> int:
+        """Every record that will never reach the collector."""
+        return self.dropped_overflow + self.dropped_closed + self.rejected + self.failed
+
+    @property
+    def balanced(self) -> bool:
+        """True when the accounting identity holds."""
+        return self.submitted == self.delivered + self.pending + self.lost
+
+    def as_dict(self) -> dict[str, int]:
+        """Counters plus ``pending`` as a plain dict (for JSON or metrics)."""
+        out = asdict(self)
+        out["pending"] = self.pending
+        return out

@@ -1,0 +1,272 @@
+"""HTTP delivery of one body: a ``requests.Session`` plus the tenacity policy.
+
+One retry layer only: urllib3's own retries and redirects are off. A batch is
+retried on connection errors, timeouts and 408/425/429/500/502/503/504; any
+other answer is permanent. Waits are exponential with jitter, capped, and
+stretched to honour ``Retry-After``; a shutdown cuts them short, and open
+sockets can be shut so a hung request cannot outlive a close deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import random
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
+
+from . import __about__
+from .config import Settings
+from .errors import DeliveryError, PermanentError, TransientError
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+BODY_EXCERPT = 200
+
+
+class Aborted(DeliveryError):
+    """The drain's close deadline passed while this batch was being delivered."""
+
+    def __init__(self) -> None:
+        super().__init__("abandoned at the close deadline")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _tracking_pools(registry: weakref.WeakSet[Any]) -> dict[str, type[HTTPConnectionPool]]:
+    """Pool classes whose connections register themselves, so ``abort`` can
+    shut a socket that another thread is blocked reading."""
+
+    class Conn(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            registry.add(self)
+
+    class TlsConn(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            registry.add(self)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Conn
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConn
+
+    return {"http": Pool, "https": TlsPool}
+
+
+class _Adapter(HTTPAdapter):
+    def __init__(self, registry: weakref.WeakSet[Any], pool_size: int) -> None:
+        self._pool_classes = _tracking_pools(registry)
+        super().__init__(
+            pool_connections=1,
+            pool_maxsize=pool_size,
+            max_retries=Retry(
+                total=0, redirect=False, raise_on_redirect=False, raise_on_status=False
+            ),
+        )
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = self._pool_classes
+        return manager
+
+
+class Backoff(tenacity.wait.wait_base):
+    """``initial * 2**(n-1)`` capped at ``maximum``, times U(0.5, 1.0); never
+    shorter than a (capped) ``Retry-After`` the collector sent."""
+
+    def __init__(self, initial: float, maximum: float, retry_after_max: float) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.retry_after_max = retry_after_max
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exp = min(self.maximum, self.initial * 2 ** (retry_state.attempt_number - 1))
+        wait = exp * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            wait = max(wait, min(exc.retry_after, self.retry_after_max))
+        return float(wait)
+
+
+class StopAtDeadline(tenacity.stop.stop_base):
+    """Stop once aborted, or when the next sleep would cross the close deadline."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        transport = self.transport
+        if transport.abort_event.is_set():
+            return True
+        if transport.deadline is None:
+            return False
+        sleep = retry_state.upcoming_sleep or 0.0
+        return time.monotonic() + sleep >= transport.deadline
+
+
+class Transport:
+    """Posts bodies for one Drain over one keep-alive ``requests.Session``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        content_type: str,
+        on_retry: Callable[[], None],
+    ) -> None:
+        self._s = settings
+        self._on_retry = on_retry
+        self._content_type = content_type
+        self.abort_event = threading.Event()
+        self.deadline: float | None = None
+        self._sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.session = self._new_session()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = _Adapter(self._sockets, self._s.concurrency + 1)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = f"logdrain/{__about__.__version__}"
+        session.headers["Content-Type"] = self._content_type
+        session.headers.update(self._s.headers)
+        if self._s.token:
+            session.headers["Authorization"] = f"Bearer {self._s.token}"
+        return session
+
+    def reset_after_fork(self) -> None:
+        """A forked child must not share the parent's sockets or events."""
+        self.abort_event = threading.Event()
+        self.deadline = None
+        self._sockets = weakref.WeakSet()
+        self.session = self._new_session()
+
+    # -- one attempt --
+
+    def _remaining(self) -> float | None:
+        if self.abort_event.is_set():
+            raise Aborted
+        if self.deadline is None:
+            return None
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise Aborted
+        return remaining
+
+    def post_once(self, body: bytes, batch_id: str) -> None:
+        """One POST. Returns on 2xx; raises TransientError or PermanentError."""
+        remaining = self._remaining()
+        connect, read = self._s.connect_timeout, self._s.read_timeout
+        if remaining is not None:
+            connect, read = min(connect, remaining), min(read, remaining)
+        try:
+            response = self.session.post(
+                self._s.url,
+                data=body,
+                headers={self._s.batch_id_header: batch_id},
+                timeout=(connect, read),
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise PermanentError(f"TLS failure: {_exc_line(exc)}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self._remaining()  # an abort shows up as a connection error: report it as one
+            raise TransientError(_exc_line(exc)) from None
+        except requests.RequestException as exc:
+            raise PermanentError(_exc_line(exc)) from None
+        with response:
+            status = response.status_code
+            excerpt = "" if 200 <= status < 300 else _excerpt(response)
+            if 200 <= status < 300:
+                return
+            if status in TRANSIENT_STATUSES:
+                raise TransientError(
+                    response.reason or "transient",
+                    status,
+                    excerpt,
+                    parse_retry_after(response.headers.get("Retry-After")),
+                )
+            raise PermanentError(response.reason or "rejected", status, excerpt)
+
+    # -- the retry policy --
+
+    def _sleep(self, seconds: float) -> None:
+        if self.abort_event.wait(seconds):
+            raise Aborted
+
+    def _before_sleep(self, retry_state: tenacity.RetryCallState) -> None:
+        self._on_retry()
+
+    def deliver(self, body: bytes, batch_id: str) -> None:
+        """POST with retries. Raises the last DeliveryError when it gives up."""
+        s = self._s
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_any(
+                tenacity.stop_after_attempt(s.max_attempts),
+                tenacity.stop_before_delay(s.max_retry_time),
+                StopAtDeadline(self),
+            ),
+            wait=Backoff(s.backoff_initial, s.backoff_max, s.retry_after_max),
+            retry=tenacity.retry_if_exception_type(TransientError),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        retrying(self.post_once, body, batch_id)
+
+    def abort(self) -> None:
+        """Cut backoff sleeps short and shut every open socket."""
+        self.abort_event.set()
+        for conn in list(self._sockets):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _excerpt(response: requests.Response) -> str:
+    """The start of a refusal's body, on one line, for the stderr report."""
+    text = response.content[: BODY_EXCERPT * 4].decode("utf-8", "replace")
+    return " ".join(text.split())[:BODY_EXCERPT]
+
+
+def _exc_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}"

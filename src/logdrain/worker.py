@@ -1,0 +1,212 @@
+"""The batching dispatcher: queue -> batch -> encode -> executor -> ledger.
+
+One daemon thread takes batches from the queue only when a sender slot is
+free, so at most ``concurrency`` batches are ever handed to the
+``ThreadPoolExecutor`` and its own unbounded work queue never holds a backlog:
+while the collector is down, records wait in the bounded queue, where the
+overflow policy applies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import guard
+from .config import Settings
+from .encode import Encoder
+from .errors import PermanentError, TransientError
+from .queue import Lot, RecordQueue
+from .report import Reporter
+from .transport import Aborted, Transport
+
+
+class Dispatcher:
+    """Owns the dispatcher thread and the sender pool of one Drain."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: RecordQueue,
+        encoder: Encoder,
+        transport: Transport,
+        reporter: Reporter,
+    ) -> None:
+        self._s = settings
+        self._queue = queue
+        self._encoder = encoder
+        self._transport = transport
+        self._reporter = reporter
+        self._reset()
+
+    def _reset(self) -> None:
+        self._start_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._slots = threading.Semaphore(self._s.concurrency)
+        self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._seen_overflow = 0
+        self.started = False
+
+    reset_after_fork = _reset
+
+    # -- lifecycle --
+
+    def start(self) -> None:
+        """Start the thread (idempotent). At interpreter shutdown a thread may
+        not start: records then stay queued for the synchronous drain."""
+        with self._start_lock:
+            if self.started or self._stop.is_set():
+                return
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._s.concurrency,
+                thread_name_prefix=f"logdrain-{self._s.name}-send",
+                initializer=guard.mark_thread,
+            )
+            thread = threading.Thread(
+                target=self._run, name=f"logdrain-{self._s.name}", daemon=True
+            )
+            try:
+                thread.start()
+            except RuntimeError:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+                return
+            self._thread = thread
+            self.started = True
+
+    def stop(self, deadline: float) -> None:
+        """Stop taking batches; wait until ``deadline`` for the thread to hand
+        off what it holds."""
+        with self._start_lock:
+            self._stop.set()
+        self._queue.wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def shutdown_executor(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- the loop --
+
+    def _run(self) -> None:
+        guard.mark_thread()
+        s = self._s
+        while not self._stop.is_set():
+            if not self._slots.acquire(timeout=s.flush_interval):
+                continue
+            lot, items = self._queue.take(s.batch_size, s.flush_interval)
+            self._report_overflow()
+            if lot is None:
+                self._slots.release()
+                continue
+            first = True
+            for count, body in self.prepare(items):
+                if not first and not self._acquire_slot():
+                    self.deliver(lot, count, body)  # stopping: hand it over synchronously
+                    continue
+                first = False
+                self._submit(lot, count, body)
+
+    def _acquire_slot(self) -> bool:
+        while not self._stop.is_set():
+            if self._slots.acquire(timeout=0.2):
+                return True
+        return False
+
+    def _submit(self, lot: Lot, count: int, body: bytes) -> None:
+        executor = self._executor
+        try:
+            if executor is None:
+                raise RuntimeError("no executor")
+            executor.submit(self._send, lot, count, body)
+        except RuntimeError:  # interpreter shutdown: cannot schedule new futures
+            try:
+                self.deliver(lot, count, body)
+            finally:
+                self._slots.release()
+
+    def _send(self, lot: Lot, count: int, body: bytes) -> None:
+        try:
+            self.deliver(lot, count, body)
+        finally:
+            self._slots.release()
+
+    # -- shared with the synchronous drain --
+
+    def prepare(self, items: list[Mapping[str, Any]]) -> list[tuple[int, bytes]]:
+        """Encode records and cut them into bodies of at most ``batch_bytes``."""
+        encode = self._encoder.encode
+        limit = self._s.batch_bytes
+        batches: list[tuple[int, bytes]] = []
+        parts: list[bytes] = []
+        size = 0
+        truncated = 0
+        for item in items:
+            data, cut = encode(item)
+            truncated += cut
+            if parts and size + len(data) + 1 > limit:
+                batches.append((len(parts), self._encoder.body(parts)))
+                parts, size = [], 0
+            parts.append(data)
+            size += len(data) + 1
+        if parts:
+            batches.append((len(parts), self._encoder.body(parts)))
+        if truncated:
+            self._queue.count_truncated(truncated)
+            self._reporter.warn(
+                "truncated",
+                f"{truncated} record(s) above max_record_bytes={self._s.max_record_bytes} "
+                "were shortened (marked '...[logdrain: truncated N chars]')",
+            )
+        return batches
+
+    def deliver(self, lot: Lot, count: int, body: bytes) -> None:
+        """Deliver one body and account for its records. Never raises."""
+        batch_id = uuid.uuid4().hex
+        try:
+            self._transport.deliver(body, batch_id)
+        except Aborted:
+            self._queue.settle(lot, count, "dropped_closed")
+        except PermanentError as exc:
+            self._queue.settle(lot, count, "rejected")
+            self._reporter.warn(
+                "rejected", f"collector refused {count} record(s), not retried: {exc.describe()}"
+            )
+        except TransientError as exc:
+            self._queue.settle(lot, count, "failed")
+            self._reporter.warn(
+                "failed", f"gave up on {count} record(s) after retries: {exc.describe()}"
+            )
+        except Exception as exc:  # noqa: BLE001 - the sender must survive anything
+            self._queue.settle(lot, count, "failed")
+            self._reporter.warn("failed", f"{count} record(s) failed: {type(exc).__name__}: {exc}")
+        else:
+            self._queue.settle(lot, count, "delivered")
+
+    def drain_sync(self, deadline: float) -> None:
+        """Ship whatever is queued on the calling thread until ``deadline``."""
+        with guard.sending():
+            while time.monotonic() < deadline:
+                lot, items = self._queue.take(self._s.batch_size, None)
+                if lot is None:
+                    return
+                for count, body in self.prepare(items):
+                    self.deliver(lot, count, body)
+
+    def _report_overflow(self) -> None:
+        dropped = self._queue.dropped_overflow
+        if dropped != self._seen_overflow:
+            fresh = dropped - self._seen_overflow
+            if self._reporter.warn(
+                "overflow",
+                f"queue full (queue_size={self._s.queue_size}, overflow={self._s.overflow}): "
+                f"{fresh} record(s) dropped, {dropped} in total",
+            ):
+                self._seen_overflow = dropped
