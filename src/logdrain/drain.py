@@ -48,6 +48,7 @@ class Drain:
         self._close_lock = threading.Lock()
         self._closed = threading.Event()
         self._closing = False
+        self._close_result = False
         lifecycle.register(self)
 
     def __repr__(self) -> str:
@@ -100,10 +101,11 @@ class Drain:
             first = not self._closing
             self._closing = True
         if not first:
-            self._closed.wait(max(0.0, deadline - time.monotonic()))
-            return self._queue.snapshot().pending == 0
+            done = self._closed.wait(max(0.0, deadline - time.monotonic()))
+            return done and self._close_result
         try:
-            return self._close(deadline)
+            self._close_result = self._close(deadline)
+            return self._close_result
         finally:
             self._closed.set()
             lifecycle.unregister(self)
@@ -117,8 +119,8 @@ class Drain:
         complete = self._queue.wait_done(target, deadline)
         abandoned = 0
         if not complete:
+            abandoned = self._queue.abandon()  # count first, then cut the sockets
             self._transport.abort()
-            abandoned = self._queue.abandon()
         self._dispatcher.shutdown_executor()
         self._transport.close()
         stats = self._queue.snapshot()
@@ -131,7 +133,7 @@ class Drain:
                 f"rejected {stats.rejected}, failed {stats.failed}) of {stats.submitted}",
                 force=True,
             )
-        return abandoned == 0
+        return complete
 
     @property
     def closed(self) -> bool:

@@ -1,0 +1,41 @@
+"""Run a snippet of Python in a real subprocess with logdrain importable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGDRAIN_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, env.get("PYTHONPATH", "")) if p)
+    env.update(extra)
+    return env
+
+
+def start(code: str, **env: str) -> subprocess.Popen[str]:
+    """Start ``code`` (dedented) in a fresh interpreter; stdout/stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=child_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run(code: str, timeout: float = 120.0, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` to completion (killed after ``timeout`` as a safety cap)."""
+    proc = start(code, **env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"child did not finish within {timeout}s\n{out}\n{err}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
