@@ -216,6 +216,53 @@ print("NOT KILLED", flush=True)
     assert len(_messages(collector, "rec ")) == 300
 
 
+def test_sigterm_while_logging_flat_out(collector: Collector) -> None:
+    """SIGTERM during a flat-out logging loop flushes and ends the process by the signal."""
+    child = proc.start(
+        PRELUDE
+        + """
+log.addHandler(logdrain.DrainHandler(flush_interval=30, flush_on_signals="SIGTERM"))
+print("READY", flush=True)
+i = 0
+while True:
+    log.info("busy %d", i)
+    i += 1
+""",
+        LOGDRAIN_URL=collector.url,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "READY"
+        assert collector.wait_for_count(1)
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == -signal.SIGTERM
+    assert collector.duplicates == 0
+
+
+def test_flush_from_inside_a_log_call_does_not_deadlock(collector: Collector) -> None:
+    """A signal handler runs between bytecodes, maybe while put() holds the queue lock:
+    flush() from there must not wait on a lock its own thread holds."""
+    drain = logdrain.Drain(collector.url)
+    returned = threading.Event()
+
+    def handler_inside_put() -> None:
+        with drain._queue._lock:  # what the main thread holds inside put()
+            drain.flush(0.1)
+            returned.set()
+
+    try:
+        t = threading.Thread(target=handler_inside_put, daemon=True)
+        t.start()
+        assert returned.wait(30)
+    finally:
+        drain.close()
+
+
 def test_sigterm_chains_to_previous_python_handler(collector: Collector) -> None:
     """An existing SIGTERM handler still runs after the flush."""
     child = proc.start(

@@ -41,8 +41,12 @@ class RecordQueue:
         self._reset()
 
     def _reset(self) -> None:
-        """Fresh lock, empty queue, zero counters (also used in a forked child)."""
-        self._lock = threading.Lock()
+        """Fresh lock, empty queue, zero counters (also used in a forked child).
+
+        The lock is reentrant: a signal handler runs on the main thread between
+        two bytecodes, possibly inside ``put()``, and then calls ``flush()``.
+        """
+        self._lock = threading.RLock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._settled = threading.Condition(self._lock)

@@ -84,6 +84,7 @@ class Dispatcher:
         off what it holds."""
         with self._start_lock:
             self._stop.set()
+        self._slots.release()  # wakes a dispatcher waiting for a slot; it sees the stop
         self._queue.wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -98,9 +99,10 @@ class Dispatcher:
     def _run(self) -> None:
         guard.mark_thread()
         s = self._s
-        while not self._stop.is_set():
-            if not self._slots.acquire(timeout=s.flush_interval):
-                continue
+        while True:
+            self._slots.acquire()
+            if self._stop.is_set():
+                return
             lot, items = self._queue.take(s.batch_size, s.flush_interval)
             self._report_overflow()
             if lot is None:
@@ -115,10 +117,11 @@ class Dispatcher:
                 self._submit(lot, count, body)
 
     def _acquire_slot(self) -> bool:
-        while not self._stop.is_set():
-            if self._slots.acquire(timeout=0.2):
-                return True
-        return False
+        self._slots.acquire()
+        if self._stop.is_set():
+            self._slots.release()  # pass the stop wake-up on
+            return False
+        return True
 
     def _submit(self, lot: Lot, count: int, body: bytes) -> None:
         executor = self._executor
@@ -151,11 +154,12 @@ class Dispatcher:
         for item in items:
             data, cut = encode(item)
             truncated += cut
-            if parts and size + len(data) + 1 > limit:
+            # body_size counts the framing too: "[", "]" and one separator per part.
+            if parts and self._encoder.body_size(size + len(data), len(parts) + 1) > limit:
                 batches.append((len(parts), self._encoder.body(parts)))
                 parts, size = [], 0
             parts.append(data)
-            size += len(data) + 1
+            size += len(data)
         if parts:
             batches.append((len(parts), self._encoder.body(parts)))
         if truncated:
