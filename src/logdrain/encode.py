@@ -141,18 +141,18 @@ class Encoder:
         self._dumps: Callable[[Any], str] = json.JSONEncoder(
             default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")
         ).encode
-        self._ts_second = -1
-        self._ts_prefix = ""
+        self._ts_cache: tuple[int, str] = (-1, "")
 
     # -- documents --
 
     def timestamp(self, created: float) -> str:
         """RFC 3339, UTC, microseconds; the date part is cached per second."""
         sec = int(created)
-        if sec != self._ts_second:
-            self._ts_second = sec
-            self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        return f"{self._ts_prefix}.{int((created - sec) * 1e6):06d}Z"
+        cached = self._ts_cache  # one tuple, swapped whole: safe if two threads encode
+        if cached[0] != sec:
+            cached = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+            self._ts_cache = cached
+        return f"{cached[1]}.{int((created - sec) * 1e6):06d}Z"
 
     def document(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """The JSON object for one queued snapshot."""
@@ -227,10 +227,10 @@ class Encoder:
             }
             key = max(sizes, key=sizes.__getitem__)
             value = doc[key] if isinstance(doc[key], str) else self.dumps(doc[key]).decode()
-            # Characters may take up to 6 bytes once JSON-escaped; cut generously.
-            keep = max(0, len(value) - excess - 64 - len(TRUNCATION_MARK))
-            if keep >= len(value):
-                keep = len(value) // 2
+            # Bytes per character once JSON-escaped (1 for ASCII, 2 for "é", 2 for '"').
+            ratio = max(1.0, len(self.dumps(value)) / max(1, len(value)))
+            keep = int((len(value) * ratio - excess - 64 - len(TRUNCATION_MARK)) / ratio)
+            keep = max(0, min(keep, len(value) // 2 if keep >= len(value) else keep))
             doc[key] = value[:keep] + TRUNCATION_MARK.format(len(value) - keep)
         return self.dumps(
             {

@@ -87,7 +87,10 @@ class RecordQueue:
                     self.removed += 1
                     self.dropped_overflow += 1
                 elif self._overflow == "drop_newest" or not self._wait_not_full():
-                    self.dropped_overflow += 1
+                    if self._closed:  # closed while waiting for room under "block"
+                        self.dropped_closed += 1
+                    else:
+                        self.dropped_overflow += 1
                     return False
             items.append(item)
             self.appended += 1
@@ -135,9 +138,9 @@ class RecordQueue:
                 self.in_flight -= count
             setattr(self, outcome, getattr(self, outcome) + count)
             lot.remaining -= count
+            self.batches += 1  # one request's final outcome
             if lot.remaining <= 0:
                 self._open.pop(id(lot), None)
-                self.batches += 1
             if self._flush_waiters:
                 self._settled.notify_all()
 

@@ -33,7 +33,7 @@ class DrainStats:
     retries: int
     """Retry attempts made (not records)."""
     batches: int
-    """Batches that reached a final outcome (delivered, rejected or failed)."""
+    """Requests (bodies) that reached a final outcome: delivered, rejected, failed or dropped."""
     truncated: int
     """Records shipped with a field shortened to fit ``max_record_bytes``."""
 
