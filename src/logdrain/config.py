@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import json
 import math
 import os
 import signal
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
 ENV_PREFIX = "LOGDRAIN_"
 
 OVERFLOW_POLICIES = ("drop_oldest", "drop_newest", "block")
+TRUST_MODES = ("", "default", "system", "windows")
+CA_MODES = ("add", "replace")
 FORMATS = ("json", "ndjson", "object")
 
 # Named defaults (class-level constants a reader can find and cite).
@@ -82,12 +86,56 @@ class Settings:
     flush_on_signals: tuple[str, ...] = ()
     batch_id_header: str = DEFAULT_BATCH_ID_HEADER
     warn_interval: float = DEFAULT_WARN_INTERVAL
+    # -- corporate networks: proxy, trust, auth (see trust.py for precedence) --
+    proxy: str | None = field(default=None, repr=False)
+    no_proxy: str | None = None
+    trust_env: bool = True
+    trust: str = ""
+    ca_bundle: str | None = None
+    ca_mode: str = "add"
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    client_cert: tuple[str, str | None] | None = None
+    insecure: bool = False
+    auth: Any = field(default=None, repr=False)
+    token_provider: Callable[[], str] | None = field(default=None, repr=False)
+    # -- payload shaping for picky collectors --
+    fields: tuple[str, ...] = ()
+    rename: Mapping[str, str] = field(default_factory=dict)
+    envelope: Mapping[str, Any] = field(default_factory=dict)
+    envelope_required: tuple[str, ...] = ()
+    record_key: str | None = None
+    record_as_string: bool = False
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]
         shown.insert(1, f"token={'***' if self.token else None}")
         shown.insert(2, f"headers={_mask_headers(self.headers)}")
+        shown.append(f"proxy={mask_url(self.proxy) if self.proxy else None!r}")
+        shown.append(f"auth={'***' if self.auth is not None else None}")
+        shown.append(f"token_provider={'<callable>' if self.token_provider else None}")
+        shown.append(f"ssl_context={'<SSLContext>' if self.ssl_context else None}")
         return f"Settings({', '.join(shown)})"
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in any output (see ``report.Redactor``)."""
+        found = [self.token or "", *self.headers.values()]
+        if self.proxy:
+            found.append(urlsplit(self.proxy).password or "")
+        if isinstance(self.auth, tuple):
+            found.append(str(self.auth[1]))
+        return [value for value in found if len(value) >= 3]
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 # -- parsing ---------------------------------------------------------------------
@@ -197,13 +245,143 @@ def _as_signals(name: str, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _as_names(name: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(i, str) for i in items):
+        raise ConfigError(name, "expected names (strings)", 'give e.g. ["message", "level"]')
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def _as_mapping(name: str, value: Any) -> Mapping[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise ConfigError(name, "not a JSON object", 'write it as {"key": "value"}') from None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ConfigError(name, "expected a mapping with string keys", 'give e.g. {"key": "value"}')
+    return dict(value)
+
+
+def _as_rename(name: str, value: Any) -> Mapping[str, str]:
+    mapping = _as_mapping(name, value)
+    for key, new in mapping.items():
+        if not isinstance(new, str) or not new:
+            raise ConfigError(name, f"{key!r} must be renamed to a non-empty string", "fix it")
+    return mapping
+
+
+def _as_proxy(name: str, value: Any) -> str | None:
+    text = _as_opt_str(name, value)
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            name,
+            f"{mask_url(text)!r} is not a proxy URL",
+            "write it as 'http://user:pass@host:3128'",
+        )
+    return text
+
+
+def _as_no_proxy(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    return ",".join(_as_names(name, value)) if not isinstance(value, str) else value
+
+
+def _as_existing_file(name: str, value: Any) -> str | None:
+    text = _as_opt_str(name, value)
+    if text is not None and not os.path.exists(text):
+        raise ConfigError(name, f"{text!r} does not exist", "give the path of a PEM file")
+    return text
+
+
+def _as_client_cert(name: str, value: Any) -> tuple[str, str | None] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: list[Any] = [v.strip() for v in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigError(
+            name, "expected a path or a (cert, key) pair", 'give ("cert.pem", "key.pem")'
+        )
+    if not 1 <= len(items) <= 2 or not all(isinstance(i, str) and i for i in items):
+        raise ConfigError(
+            name, "expected a path or a (cert, key) pair", 'give ("cert.pem", "key.pem")'
+        )
+    for path in items:
+        if not os.path.exists(path):
+            raise ConfigError(name, f"{path!r} does not exist", "give the path of a PEM file")
+    return (items[0], items[1] if len(items) == 2 else None)
+
+
+def _as_ssl_context(name: str, value: Any) -> ssl.SSLContext | None:
+    if value is None or isinstance(value, ssl.SSLContext):
+        return value
+    raise ConfigError(name, f"expected an ssl.SSLContext, got {type(value).__name__}", "pass one")
+
+
+def _as_auth(name: str, value: Any) -> Any:
+    if value is None or callable(value):
+        return value
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, str) for v in value)
+    ):
+        return (value[0], value[1])
+    raise ConfigError(
+        name, "expected a requests auth object or a (user, password) pair", "pass one"
+    )
+
+
+def _as_callable(name: str, value: Any) -> Any:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str) and ":" in value:
+        module, _, attr = value.partition(":")
+        try:
+            found = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                name, f"cannot import {value!r} ({exc})", "give 'module:function'"
+            ) from None
+        if callable(found):
+            return found
+    raise ConfigError(
+        name, "expected a callable returning a token", "give a function or 'module:function'"
+    )
+
+
+_SPECIAL: dict[str, Callable[[str, Any], Any]] = {
+    "headers": _as_headers,
+    "flush_on_signals": _as_signals,
+    "proxy": _as_proxy,
+    "no_proxy": _as_no_proxy,
+    "ca_bundle": _as_existing_file,
+    "client_cert": _as_client_cert,
+    "ssl_context": _as_ssl_context,
+    "auth": _as_auth,
+    "token_provider": _as_callable,
+    "fields": _as_names,
+    "envelope_required": _as_names,
+    "rename": _as_rename,
+    "envelope": _as_mapping,
+}
+# Settings that only make sense as objects are never read from the environment.
+_NOT_FROM_ENV = frozenset({"ssl_context", "auth", "token_provider"})
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {}
 for _f in dataclasses.fields(Settings):
     _type = str(_f.type)
-    if _f.name == "headers":
-        _PARSERS[_f.name] = _as_headers
-    elif _f.name == "flush_on_signals":
-        _PARSERS[_f.name] = _as_signals
+    if _f.name in _SPECIAL:
+        _PARSERS[_f.name] = _SPECIAL[_f.name]
     elif _type == "int":
         _PARSERS[_f.name] = _as_int
     elif _type == "float":
@@ -240,7 +418,7 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     for name, parse in _PARSERS.items():
         raw = explicit.get(name)
         if raw is None:
-            raw = environ.get(env_name(name))
+            raw = None if name in _NOT_FROM_ENV else environ.get(env_name(name))
             if raw is None:
                 continue
         values[name] = parse(name, raw)
@@ -252,6 +430,11 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         )
     if values.get("format") == "object" and "batch_size" not in values:
         values["batch_size"] = 1
+    elif (
+        "batch_size" not in values
+        and values.get("queue_size", DEFAULT_BATCH_SIZE) < DEFAULT_BATCH_SIZE
+    ):
+        values["batch_size"] = values["queue_size"]  # a small queue alone is a valid request
     settings = Settings(**values)
     _validate(settings)
     return settings
@@ -306,10 +489,10 @@ def _validate(s: Settings) -> None:
             f"{s.batch_size} is larger than queue_size {s.queue_size}",
             "lower batch_size or raise queue_size",
         )
-    if s.max_record_bytes > s.batch_bytes:
+    if s.max_record_bytes >= s.batch_bytes:
         raise ConfigError(
             "max_record_bytes",
-            f"{s.max_record_bytes} is larger than batch_bytes {s.batch_bytes}",
+            f"{s.max_record_bytes} is not below batch_bytes {s.batch_bytes} (a body adds framing)",
             "lower max_record_bytes or raise batch_bytes",
         )
     if s.max_record_bytes < 1024:
@@ -338,9 +521,64 @@ def _validate(s: Settings) -> None:
             f"format='object' sends one record per request but batch_size is {s.batch_size}",
             "set batch_size=1 or use format='json'",
         )
+    _validate_network(s)
+    _validate_shaping(s)
     if not s.batch_id_header.strip() or any(c in s.batch_id_header for c in ":\r\n "):
         raise ConfigError(
             "batch_id_header",
             f"{s.batch_id_header!r} is not a header name",
             "use e.g. 'X-Batch-Id'",
+        )
+
+
+def _validate_network(s: Settings) -> None:
+    if s.trust not in TRUST_MODES:
+        raise ConfigError(
+            "trust", f"{s.trust!r} is not a trust mode", "use 'default', 'system' or 'windows'"
+        )
+    if s.ca_mode not in CA_MODES:
+        raise ConfigError("ca_mode", f"{s.ca_mode!r} is not a mode", "use 'add' or 'replace'")
+    if s.ca_mode == "replace" and not s.ca_bundle:
+        raise ConfigError(
+            "ca_mode", "'replace' needs a bundle to replace the roots with", "set ca_bundle"
+        )
+    if s.insecure and (s.ca_bundle or s.ssl_context is not None or s.trust):
+        raise ConfigError(
+            "insecure",
+            "turns verification off, yet trust settings are given",
+            "drop one or the other",
+        )
+    if s.ssl_context is not None and (s.ca_bundle or s.trust or s.client_cert):
+        raise ConfigError(
+            "ssl_context",
+            "given together with ca_bundle/trust/client_cert",
+            "load CAs and client certificates into your SSLContext, or drop ssl_context",
+        )
+    if s.token and s.token_provider is not None:
+        raise ConfigError("token_provider", "given together with token", "use one of them")
+    if s.token and s.auth is not None:
+        raise ConfigError("auth", "given together with token (both set Authorization)", "use one")
+
+
+def _validate_shaping(s: Settings) -> None:
+    for key in (*s.envelope_required, *s.envelope):
+        value = s.envelope.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ConfigError(
+                "envelope",
+                f"{key!r} is {'missing' if key not in s.envelope else 'empty'}",
+                f"give it a value, e.g. envelope={{{key!r}: 'team-a'}} (or {env_name('envelope')})",
+            )
+    if s.record_as_string and not s.record_key:
+        raise ConfigError(
+            "record_as_string",
+            "needs record_key to name the field holding the string",
+            "set record_key",
+        )
+    if s.record_key and s.record_key in s.envelope:
+        raise ConfigError("record_key", f"{s.record_key!r} is also an envelope key", "rename one")
+    targets = list(s.rename.values())
+    if len(set(targets)) != len(targets):
+        raise ConfigError(
+            "rename", "two fields are renamed to the same name", "make targets unique"
         )

@@ -13,6 +13,7 @@ import contextlib
 import email.utils
 import random
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+import requests.auth
 import tenacity
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -27,8 +29,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from . import __about__
-from .config import Settings
+from .config import Settings, mask_url
 from .errors import DeliveryError, PermanentError, TransientError
+from .trust import build_ssl_context, select_proxy
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 BODY_EXCERPT = 200
@@ -83,8 +86,15 @@ def _tracking_pools(registry: weakref.WeakSet[Any]) -> dict[str, type[HTTPConnec
 
 
 class _Adapter(HTTPAdapter):
-    def __init__(self, registry: weakref.WeakSet[Any], pool_size: int) -> None:
+    """One retry layer (urllib3's retries off), sockets tracked for ``abort``,
+    and logdrain's own SSLContext on every pool, so no ``verify=`` value (and no
+    environment variable requests consults) can replace it."""
+
+    def __init__(
+        self, registry: weakref.WeakSet[Any], pool_size: int, ssl_context: ssl.SSLContext
+    ) -> None:
         self._pool_classes = _tracking_pools(registry)
+        self._ssl_context = ssl_context
         super().__init__(
             pool_connections=1,
             pool_maxsize=pool_size,
@@ -101,6 +111,14 @@ class _Adapter(HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **kwargs)
         manager.pool_classes_by_scheme = self._pool_classes
         return manager
+
+    def build_connection_pool_key_attributes(  # type annotations differ across requests releases
+        self, request: Any, verify: Any, cert: Any = None
+    ) -> Any:
+        host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
+        context = self._ssl_context
+        cert_reqs = "CERT_NONE" if context.verify_mode == ssl.CERT_NONE else "CERT_REQUIRED"
+        return host_params, {"ssl_context": context, "cert_reqs": cert_reqs}
 
 
 class Backoff(tenacity.wait.wait_base):
@@ -154,25 +172,58 @@ class Transport:
         self.abort_event = threading.Event()
         self.deadline: float | None = None
         self._sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._ssl_context = build_ssl_context(settings)
+        proxy = select_proxy(settings)
+        self.proxy_shown = mask_url(proxy) if proxy else None
+        self._proxies = {"http": proxy, "https": proxy} if proxy else {}
+        self._token_lock = threading.Lock()
+        self._token: str | None = settings.token
         self.session = self._new_session()
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
-        adapter = _Adapter(self._sockets, self._s.concurrency + 1)
+        session.trust_env = False  # the environment was consulted once, in trust.py
+        adapter = _Adapter(self._sockets, self._s.concurrency + 1, self._ssl_context)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        session.proxies.update(self._proxies)
         session.headers["User-Agent"] = f"logdrain/{__about__.__version__}"
         session.headers["Content-Type"] = self._content_type
         session.headers.update(self._s.headers)
-        if self._s.token:
-            session.headers["Authorization"] = f"Bearer {self._s.token}"
+        if isinstance(self._s.auth, tuple):
+            session.auth = requests.auth.HTTPBasicAuth(*self._s.auth)
+        elif self._s.auth is not None:
+            session.auth = self._s.auth
         return session
+
+    # -- tokens --
+
+    def _bearer(self, refresh: bool = False) -> dict[str, str]:
+        """The Authorization header: a static token, or the provider's, cached."""
+        provider = self._s.token_provider
+        if provider is None:
+            return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        with self._token_lock:
+            if refresh or self._token is None:
+                try:
+                    token = provider()
+                except Exception as exc:  # noqa: BLE001 - any provider failure is transient
+                    raise TransientError(f"token_provider failed: {type(exc).__name__}") from None
+                if not isinstance(token, str) or not token:
+                    raise PermanentError("token_provider returned no token (expected a string)")
+                self._token = token
+                self.new_secret(token)
+            return {"Authorization": f"Bearer {self._token}"}
+
+    def new_secret(self, value: str) -> None:
+        """Hook: the drain's redactor learns every token the provider hands out."""
 
     def reset_after_fork(self) -> None:
         """A forked child must not share the parent's sockets or events."""
         self.abort_event = threading.Event()
         self.deadline = None
         self._sockets = weakref.WeakSet()
+        self._token_lock = threading.Lock()
         self.session = self._new_session()
 
     # -- one attempt --
@@ -188,26 +239,46 @@ class Transport:
         return remaining
 
     def post_once(self, body: bytes, batch_id: str) -> None:
-        """One POST. Returns on 2xx; raises TransientError or PermanentError."""
+        """One POST. Returns on 2xx; raises TransientError or PermanentError.
+
+        With a ``token_provider``, a 401 fetches a fresh token and tries once
+        more before the batch counts as rejected."""
+        response = self._post(body, batch_id, self._bearer())
+        if response.status_code == 401 and self._s.token_provider is not None:
+            response.close()
+            response = self._post(body, batch_id, self._bearer(refresh=True))
+        self._judge(response)
+
+    def _post(self, body: bytes, batch_id: str, auth: dict[str, str]) -> requests.Response:
         remaining = self._remaining()
         connect, read = self._s.connect_timeout, self._s.read_timeout
         if remaining is not None:
             connect, read = min(connect, remaining), min(read, remaining)
         try:
-            response = self.session.post(
+            return self.session.post(
                 self._s.url,
                 data=body,
-                headers={self._s.batch_id_header: batch_id},
+                headers={self._s.batch_id_header: batch_id, **auth},
                 timeout=(connect, read),
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
             raise PermanentError(f"TLS failure: {_exc_line(exc)}") from None
+        except requests.exceptions.ProxyError as exc:
+            if "407" in str(exc):
+                raise PermanentError(
+                    f"proxy {self.proxy_shown} refused the credentials "
+                    "(407 Proxy Authentication Required); check user and password in proxy="
+                ) from None
+            self._remaining()
+            raise TransientError(f"proxy {self.proxy_shown}: {_exc_line(exc)}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             self._remaining()  # an abort shows up as a connection error: report it as one
             raise TransientError(_exc_line(exc)) from None
         except requests.RequestException as exc:
             raise PermanentError(_exc_line(exc)) from None
+
+    def _judge(self, response: requests.Response) -> None:
         with response:
             status = response.status_code
             excerpt = "" if 200 <= status < 300 else _excerpt(response)
@@ -220,7 +291,12 @@ class Transport:
                     excerpt,
                     parse_retry_after(response.headers.get("Retry-After")),
                 )
-            raise PermanentError(response.reason or "rejected", status, excerpt)
+            reason = response.reason or "rejected"
+            if status == 407:
+                reason = (
+                    f"proxy {self.proxy_shown} wants credentials (407); set user:pass in proxy="
+                )
+            raise PermanentError(reason, status, excerpt)
 
     # -- the retry policy --
 
