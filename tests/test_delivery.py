@@ -301,7 +301,7 @@ def test_close_abandons_hung_batch_at_deadline(
     assert stats.delivered == 0
     assert stats.pending == 0
     assert stats.balanced
-    assert "undelivered at the deadline" in capsys.readouterr().err
+    assert "undelivered at the close deadline" in capsys.readouterr().err
 
 
 def test_outage_overflow_no_hot_loop_then_recovery(

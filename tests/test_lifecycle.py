@@ -112,7 +112,7 @@ for i in range(100):
     )
     elapsed = time.monotonic() - start
     assert result.returncode == 0, result.stderr
-    assert "undelivered" in result.stderr
+    assert "not delivered in total: 100 of 100" in result.stderr
     _assert_exits_within(elapsed, 1.0)
 
 

@@ -37,11 +37,12 @@ class Drain:
         self._queue = RecordQueue(
             settings.queue_size, settings.overflow, settings.block_timeout, settings.batch_size
         )
-        self._reporter = Reporter(settings.name, settings.warn_interval)
+        self._reporter = Reporter(settings.name, settings.warn_interval, settings.secrets())
         self._encoder = Encoder(settings)
         self._transport = Transport(
             settings, content_type=self._encoder.content_type, on_retry=self._queue.count_retry
         )
+        self._transport.new_secret = self._reporter.add_secret  # type: ignore[method-assign]
         self._dispatcher = Dispatcher(
             settings, self._queue, self._encoder, self._transport, self._reporter
         )
@@ -126,11 +127,12 @@ class Drain:
         stats = self._queue.snapshot()
         lost = stats.lost
         if abandoned or lost:
+            cut = f"{abandoned} record(s) undelivered at the close deadline; " if abandoned else ""
             self._reporter.warn(
                 "close",
-                f"closed with {abandoned} record(s) undelivered at the deadline; lost in total: "
-                f"{lost} (overflow {stats.dropped_overflow}, closed {stats.dropped_closed}, "
-                f"rejected {stats.rejected}, failed {stats.failed}) of {stats.submitted}",
+                f"closed: {cut}not delivered in total: {lost} of {stats.submitted} "
+                f"(queue full {stats.dropped_overflow}, after close {stats.dropped_closed}, "
+                f"rejected {stats.rejected}, failed {stats.failed})",
                 force=True,
             )
         return complete

@@ -142,6 +142,12 @@ class Encoder:
             default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")
         ).encode
         self._ts_cache: tuple[int, str] = (-1, "")
+        self._rename = dict(settings.rename)
+        self._fields = frozenset(settings.fields)
+        self._envelope = dict(settings.envelope)
+        self._record_key = settings.record_key
+        self._as_string = settings.record_as_string
+        self._wraps = bool(self._envelope) or self._record_key is not None
 
     # -- documents --
 
@@ -205,21 +211,50 @@ class Encoder:
             return _fix_surrogates(text)
 
     def encode(self, item: Mapping[str, Any]) -> tuple[bytes, bool]:
-        """One record's JSON bytes and whether it had to be truncated."""
+        """One record's JSON bytes (shaped, wrapped) and whether it was truncated."""
         try:
-            doc = self.document(item)
+            doc = self.shape(self.document(item))
         except Exception as exc:  # noqa: BLE001 - a malformed snapshot still ships
             doc = {"message": "<logdrain: malformed record>", "error": safe_repr(exc)}
         data = self.dumps(doc)
-        if len(data) <= self._max_bytes:
-            return data, False
-        return self._truncate(_clean(doc, 0, set())), True
+        if not self._wraps:
+            if len(data) <= self._max_bytes:
+                return data, False
+            return self._truncate(_clean(doc, 0, set()), self._max_bytes), True
+        budget = self._max_bytes
+        truncated = False
+        for _ in range(8):
+            wrapped = self._wrap(doc, data)
+            excess = len(wrapped) - self._max_bytes
+            if excess <= 0:
+                return wrapped, truncated
+            budget = min(budget, len(data)) - excess - 64
+            data = self._truncate(_clean(doc, 0, set()), max(256, budget))
+            truncated = True
+        return self._wrap({}, self._truncate({"message": ""}, 256)), True
 
-    def _truncate(self, doc: dict[str, Any]) -> bytes:
-        """Shorten the largest fields until the record fits ``max_record_bytes``."""
+    # -- payload shaping (picky collectors) --
+
+    def shape(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Apply ``rename`` then the ``fields`` allow-list."""
+        if self._rename:
+            doc = {self._rename.get(k, k): v for k, v in doc.items()}
+        if self._fields:
+            doc = {k: v for k, v in doc.items() if k in self._fields}
+        return doc
+
+    def _wrap(self, doc: dict[str, Any], data: bytes) -> bytes:
+        """Put the record into the envelope: as an object, or as a JSON string."""
+        if self._record_key is None:
+            return self.dumps({**doc, **self._envelope})
+        inner: Any = data.decode("utf-8") if self._as_string else json.loads(data)
+        return self.dumps({**self._envelope, self._record_key: inner})
+
+    def _truncate(self, doc: dict[str, Any], limit: int) -> bytes:
+        """Shorten the largest fields until the record fits ``limit`` bytes."""
         for _ in range(16):
             data = self.dumps(doc)
-            excess = len(data) - self._max_bytes
+            excess = len(data) - limit
             if excess <= 0:
                 return data
             sizes = {

@@ -10,17 +10,32 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterable
 
 
 class Reporter:
     """One per Drain; thread-safe."""
 
-    def __init__(self, name: str, interval: float) -> None:
+    def __init__(self, name: str, interval: float, secrets: Iterable[str] = ()) -> None:
         self.name = name
         self.interval = interval
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
+        self._secrets: list[str] = [s for s in secrets if s]
+
+    def add_secret(self, value: str) -> None:
+        """Never print ``value`` (a token handed out by a provider, say)."""
+        with self._lock:
+            if value and value not in self._secrets:
+                self._secrets.append(value)
+                del self._secrets[:-32]  # providers rotate; keep the recent ones
+
+    def redact(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``***``."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
     def warn(self, kind: str, message: str, *, force: bool = False) -> bool:
         """Write ``message`` unless a line of this ``kind`` went out recently."""
@@ -33,7 +48,7 @@ class Reporter:
             self._last[kind] = now
             held = self._held.pop(kind, 0)
         suffix = f" ({held} similar line(s) held back)" if held else ""
-        write_stderr(f"logdrain[{self.name}]: {message}{suffix}")
+        write_stderr(self.redact(f"logdrain[{self.name}]: {message}{suffix}"))
         return True
 
 
