@@ -21,6 +21,8 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "structlog>=23.1",
     "numpy>=1.26",
+    "trustme>=1.1",
+    "proxy.py>=2.4",
 ]
 
 

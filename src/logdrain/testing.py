@@ -22,6 +22,7 @@ import gzip
 import json
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -145,6 +146,27 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence http.server's per-request stderr logging."""
 
+    def setup(self) -> None:
+        # TLS: the handshake happens here, in this connection's own thread, so a
+        # client that rejects the certificate cannot stall the accept loop.
+        collector = cast("_Server", self.server).collector
+        tls = collector._tls
+        if tls is not None:
+            raw = self.request
+            collector._untrack(raw)
+            self.request = tls.wrap_socket(raw, server_side=True)
+            collector._track(self.request)
+        super().setup()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            collector = cast("_Server", self.server).collector
+            if collector._tls is not None:
+                collector._untrack(self.request)
+                self.request.close()
+
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             chunks: list[bytes] = []
@@ -213,9 +235,14 @@ class Collector:
     #: Seconds to sleep before answering each request (a slow collector).
     delay: float
 
-    def __init__(self, path: str = "/ingest", *, port: int = 0) -> None:
+    def __init__(
+        self, path: str = "/ingest", *, port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """``tls``: a server-side ``ssl.SSLContext`` to serve HTTPS (``url`` becomes
+        ``https://``); require client certificates in it to test mutual TLS."""
         if not path.startswith("/"):
             path = "/" + path
+        self._tls = tls
         self._path = path
         self._port = port
         self.status = 200
@@ -304,8 +331,9 @@ class Collector:
 
     @property
     def url(self) -> str:
-        """The ingest URL, ``http://127.0.0.1:<port><path>``."""
-        return f"http://{_HOST}:{self.port}{self._path}"
+        """The ingest URL, ``http(s)://127.0.0.1:<port><path>``."""
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{_HOST}:{self.port}{self._path}"
 
     def _listen(self) -> None:
         server = _Server(self, self._port)

@@ -181,7 +181,7 @@ class Dispatcher:
         except PermanentError as exc:
             self._queue.settle(lot, count, "rejected")
             self._reporter.warn(
-                "rejected", f"collector refused {count} record(s), not retried: {exc.describe()}"
+                "rejected", f"{count} record(s) rejected, not retried: {exc.describe()}"
             )
         except TransientError as exc:
             self._queue.settle(lot, count, "failed")
