@@ -221,15 +221,18 @@ class Encoder:
             if len(data) <= self._max_bytes:
                 return data, False
             return self._truncate(_clean(doc, 0, set()), self._max_bytes), True
-        budget = self._max_bytes
+        overhead = len(self._wrap({}, b"{}")) - 2  # the envelope around the record
         truncated = False
         for _ in range(8):
             wrapped = self._wrap(doc, data)
-            excess = len(wrapped) - self._max_bytes
-            if excess <= 0:
+            if len(wrapped) <= self._max_bytes:
                 return wrapped, truncated
-            budget = min(budget, len(data)) - excess - 64
-            data = self._truncate(_clean(doc, 0, set()), max(256, budget))
+            # Wrapping can inflate the record (a JSON string escapes every quote).
+            inflation = (len(wrapped) - overhead) / max(1, len(data))
+            target = int((self._max_bytes - overhead) / inflation) - 16
+            if truncated:
+                target = min(target, len(data) - 16)
+            data = self._truncate(_clean(doc, 0, set()), max(256, target))
             truncated = True
         return self._wrap({}, self._truncate({"message": ""}, 256)), True
 
