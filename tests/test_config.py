@@ -14,8 +14,8 @@ from logdrain.testing import Collector
 pytestmark = pytest.mark.timeout(60)
 
 URL = "http://127.0.0.1:9/ingest"
-SECRET = "s3cr3t-t0ken-value"  # noqa: S105 - a fake token to look for in reprs
-HEADER_SECRET = "hdr-s3cr3t-value"  # noqa: S105 - likewise
+SECRET = "s3cr3t-t0ken-value"
+HEADER_SECRET = "hdr-s3cr3t-value"
 
 
 # (settings, field named in the error, a fragment of the suggested fix)
