@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import random
+import re
 import socket
 import ssl
 import threading
@@ -33,6 +34,7 @@ from .config import Settings, mask_url
 from .errors import DeliveryError, PermanentError, TransientError
 from .trust import build_ssl_context, select_proxy
 
+_TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})([^'\"),]*)")
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 BODY_EXCERPT = 200
 
@@ -265,10 +267,13 @@ class Transport:
         except requests.exceptions.SSLError as exc:
             raise PermanentError(f"TLS failure: {_exc_line(exc)}") from None
         except requests.exceptions.ProxyError as exc:
-            if "407" in str(exc):
+            tunnel = _TUNNEL_REFUSED.search(str(exc))
+            if tunnel and tunnel.group(1) in ("401", "403", "407"):
+                # tinyproxy says 401 where the standard says 407; both mean credentials.
                 raise PermanentError(
                     f"proxy {self.proxy_shown} refused the credentials "
-                    "(407 Proxy Authentication Required); check user and password in proxy="
+                    f"({tunnel.group(1)} {tunnel.group(2).strip()}); "
+                    "check user and password in proxy="
                 ) from None
             self._remaining()
             raise TransientError(f"proxy {self.proxy_shown}: {_exc_line(exc)}") from None
