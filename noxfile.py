@@ -23,6 +23,7 @@ TEST_DEPS = [
     "numpy>=1.26",
     "trustme>=1.1",
     "proxy.py>=2.4",
+    "gunicorn>=22; sys_platform != 'win32'",
 ]
 
 

@@ -1,0 +1,98 @@
+"""A pre-forking server with the app preloaded: gunicorn --preload, for real."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from logdrain.testing import Collector
+
+from . import proc
+
+pytest.importorskip("gunicorn")
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gunicorn is POSIX-only")
+
+APP = """
+import logging, os
+import logdrain
+
+log = logging.getLogger("app")
+log.setLevel(logging.INFO)
+log.propagate = False
+log.addHandler(logdrain.DrainHandler(os.environ["COLLECTOR"], flush_interval=30))
+log.info("preload in master %d", os.getpid())   # queued in the master before the fork
+
+def app(environ, start_response):
+    log.info("request in worker %d", os.getpid())
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_preloaded_workers_each_deliver_once(collector: Collector, tmp_path: Path) -> None:
+    """Records queued in the master before the fork arrive once; every worker's arrive."""
+    (tmp_path / "preapp.py").write_text(textwrap.dedent(APP))
+    port = _free_port()
+    env = proc.child_env(COLLECTOR=collector.url)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    master = proc.subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "--preload", "--workers", "2",
+            "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "20", "preapp:app",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=proc.subprocess.PIPE,
+        stderr=proc.subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        # Wait (generously) until the server answers, then make some requests.
+        answered = 0
+        for _ in range(600):
+            try:
+                answered = _get(port)
+                break
+            except OSError:
+                if master.poll() is not None:
+                    break
+                collector.wait_for(lambda c: False, timeout=0.05)
+        assert answered == 200, master.stderr.read() if master.poll() is not None else ""
+        for _ in range(19):
+            assert _get(port) == 200
+        master.send_signal(signal.SIGTERM)
+        _, err = master.communicate(timeout=60)
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.communicate()
+    assert master.returncode == 0, err
+    assert collector.wait_for_count(21)
+    messages = [r["message"] for r in collector.records]
+    preload = [m for m in messages if m.startswith("preload in master")]
+    requests_logged = [m for m in messages if m.startswith("request in worker")]
+    assert len(preload) == 1  # not re-sent by the forked workers
+    assert len(requests_logged) == 20
+    assert collector.duplicates == 0
