@@ -555,3 +555,28 @@ def test_root_handler_at_debug_has_no_feedback_loop(collector: Collector) -> Non
     assert len(got) == n
     assert not [r for r in got if r["logger"].startswith(("urllib3", "logdrain"))]
     assert sorted(r["message"] for r in got) == sorted(f"event {i}" for i in range(n))
+
+
+def test_long_outage_holds_later_batches_back(collector: Collector) -> None:
+    """Once a batch exhausts its retries, the next waits about backoff_max: no fresh burst."""
+    collector.status = 503
+    drain = Drain(
+        collector.url,
+        concurrency=1,
+        batch_size=10,
+        max_attempts=2,
+        backoff_initial=0.01,
+        backoff_max=30,
+        flush_interval=0.01,
+    )
+    try:
+        submit_all(drain, records(50))
+        assert wait_until(lambda: drain.stats().failed >= 10)
+        assert drain.flush(0.5) is False  # time enough for the next batch to try, if it would
+        assert len(collector.requests) == 2  # the first batch's two attempts, nothing since
+    finally:
+        drain.close(0.2)
+    stats = drain.stats()
+    assert stats.failed == 10
+    assert stats.dropped_closed == 40
+    assert stats.balanced

@@ -34,7 +34,9 @@ from .records import snapshot
 if TYPE_CHECKING:
     from .drain import Drain
 
-_live: weakref.WeakSet[Drain] = weakref.WeakSet()
+# Strong references: an open Drain is a resource that holds records, so it stays
+# reachable until closed (by you, by its handler, or at exit), never lost to GC.
+_live: set[Drain] = set()
 _lock = threading.Lock()
 
 

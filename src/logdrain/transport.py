@@ -122,6 +122,12 @@ class _Adapter(HTTPAdapter):
         cert_reqs = "CERT_NONE" if context.verify_mode == ssl.CERT_NONE else "CERT_REQUIRED"
         return host_params, {"ssl_context": context, "cert_reqs": cert_reqs}
 
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """Leave the pool as built above. requests would set ``ca_certs`` to
+        certifi (which urllib3 then loads into our SSLContext, undoing
+        ca_mode='replace' and growing a caller's ssl_context) and force
+        ``cert_reqs='CERT_REQUIRED'`` (undoing insecure=True)."""
+
 
 class Backoff(tenacity.wait.wait_base):
     """``initial * 2**(n-1)`` capped at ``maximum``, times U(0.5, 1.0); never
@@ -180,6 +186,7 @@ class Transport:
         self._proxies = {"http": proxy, "https": proxy} if proxy else {}
         self._token_lock = threading.Lock()
         self._token: str | None = settings.token
+        self._outage_until = 0.0
         self.session = self._new_session()
 
     def _new_session(self) -> requests.Session:
@@ -226,6 +233,7 @@ class Transport:
         self.deadline = None
         self._sockets = weakref.WeakSet()
         self._token_lock = threading.Lock()
+        self._outage_until = 0.0
         self.session = self._new_session()
 
     # -- one attempt --
@@ -327,7 +335,27 @@ class Transport:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        retrying(self.post_once, body, batch_id)
+        self._wait_out_outage()
+        try:
+            retrying(self.post_once, body, batch_id)
+        except TransientError:
+            # The collector stayed down for a whole retry budget: hold the next
+            # batches back for about one backoff_max, so a day-long outage sees
+            # about one attempt per sender per backoff_max, not a fresh burst.
+            self._outage_until = time.monotonic() + s.backoff_max * random.uniform(0.5, 1.0)  # noqa: S311
+            raise
+        self._outage_until = 0.0
+
+    def _wait_out_outage(self) -> None:
+        delay = self._outage_until - time.monotonic()
+        if delay <= 0:
+            return
+        if self.deadline is not None:
+            delay = min(delay, self.deadline - time.monotonic())
+            if delay <= 0:
+                raise Aborted
+        self._sleep(delay)
+        self._remaining()
 
     def abort(self) -> None:
         """Cut backoff sleeps short and shut every open socket."""
