@@ -4,7 +4,7 @@ and server contexts for ``logdrain.testing.Collector(tls=...)``.
 Import the fixtures you use into your test module (pytest registers fixtures
 found in a test module's namespace)::
 
-    from .tls_helpers import ca_pem, tls_ca, tls_collector  # noqa: F401 - fixtures
+    from .tls_helpers import ca_pem_fixture, tls_ca_fixture  # noqa: F401 - fixtures
 
 Fixtures (session-scoped unless noted):
 

@@ -8,6 +8,7 @@ setting also accepts its string form ("200", "0.5", "true", "SIGTERM,SIGINT").
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import difflib
 import importlib
@@ -116,14 +117,28 @@ class Settings:
         shown.append(f"ssl_context={'<SSLContext>' if self.ssl_context else None}")
         return f"Settings({', '.join(shown)})"
 
-    def secrets(self) -> list[str]:
-        """Values that must never appear in any output (see ``report.Redactor``)."""
+    def secrets(self, proxy: str | None = None) -> list[str]:
+        """Values that must never appear in any output (see ``report.Reporter.redact``).
+
+        ``proxy``: the proxy actually used (it may come from the environment)."""
         found = [self.token or "", *self.headers.values()]
-        if self.proxy:
-            found.append(urlsplit(self.proxy).password or "")
+        for url in {self.proxy, proxy}:
+            parts = urlsplit(url or "")
+            if parts.password:
+                found += [parts.password, _basic(parts.username or "", parts.password)]
+        user, password = None, None
         if isinstance(self.auth, tuple):
-            found.append(str(self.auth[1]))
+            user, password = self.auth
+        elif isinstance(getattr(self.auth, "password", None), str):
+            user, password = getattr(self.auth, "username", ""), self.auth.password
+        if password:
+            found += [password, _basic(str(user or ""), password)]
         return [value for value in found if len(value) >= 3]
+
+
+def _basic(user: str, password: str) -> str:
+    """The base64 form a Basic Authorization header carries."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def mask_url(url: str) -> str:
@@ -278,13 +293,31 @@ def _as_proxy(name: str, value: Any) -> str | None:
     if text is None:
         return None
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and (parts.port is None or parts.port > 0)  # raises ValueError on a bad port
+            and "@" not in parts.path + parts.query + parts.fragment  # a mangled password
+        )
+    except ValueError:
+        valid = False
+    if not valid:
         raise ConfigError(
             name,
-            f"{mask_url(text)!r} is not a proxy URL",
-            "write it as 'http://user:pass@host:3128'",
+            f"{_mask_userinfo(text)!r} is not a proxy URL",
+            "write it as 'http://user:pass@host:3128' (percent-encode / ? # @ in the password)",
         )
     return text
+
+
+def _mask_userinfo(text: str) -> str:
+    """``text`` with everything before its last ``@`` (after any scheme) as ``***``:
+    safe to show even when the URL is too malformed for :func:`mask_url`."""
+    if "@" not in text:
+        return text
+    scheme, sep, _ = text.partition("://")
+    return f"{scheme + sep if sep else ''}***@{text.rpartition('@')[2]}"
 
 
 def _as_no_proxy(name: str, value: Any) -> str | None:
@@ -558,6 +591,10 @@ def _validate_network(s: Settings) -> None:
         raise ConfigError("token_provider", "given together with token", "use one of them")
     if s.token and s.auth is not None:
         raise ConfigError("auth", "given together with token (both set Authorization)", "use one")
+    if s.token_provider is not None and s.auth is not None:
+        raise ConfigError(
+            "auth", "given together with token_provider (both set Authorization)", "use one"
+        )
 
 
 def _validate_shaping(s: Settings) -> None:

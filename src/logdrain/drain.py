@@ -37,10 +37,12 @@ class Drain:
         self._queue = RecordQueue(
             settings.queue_size, settings.overflow, settings.block_timeout, settings.batch_size
         )
-        self._reporter = Reporter(settings.name, settings.warn_interval, settings.secrets())
         self._encoder = Encoder(settings)
         self._transport = Transport(
             settings, content_type=self._encoder.content_type, on_retry=self._queue.count_retry
+        )
+        self._reporter = Reporter(
+            settings.name, settings.warn_interval, settings.secrets(self._transport.proxy)
         )
         self._transport.new_secret = self._reporter.add_secret  # type: ignore[method-assign]
         self._dispatcher = Dispatcher(

@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import requests.auth
@@ -182,6 +183,7 @@ class Transport:
         self._sockets: weakref.WeakSet[Any] = weakref.WeakSet()
         self._ssl_context = build_ssl_context(settings)
         proxy = select_proxy(settings)
+        self.proxy = proxy
         self.proxy_shown = mask_url(proxy) if proxy else None
         self._proxies = {"http": proxy, "https": proxy} if proxy else {}
         self._token_lock = threading.Lock()
@@ -306,9 +308,9 @@ class Transport:
                 )
             reason = response.reason or "rejected"
             if status == 407:
-                reason = (
-                    f"proxy {self.proxy_shown} wants credentials (407); set user:pass in proxy="
-                )
+                given = bool(self.proxy and urlsplit(self.proxy).password is not None)
+                verdict = "refused the credentials" if given else "wants credentials"
+                reason = f"proxy {self.proxy_shown} {verdict} (407); check user:pass in proxy="
             raise PermanentError(reason, status, excerpt)
 
     # -- the retry policy --

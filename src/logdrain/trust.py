@@ -141,7 +141,9 @@ def select_proxy(s: Settings, environ: Any = None) -> str | None:
         proxy = _env(environ, f"{parts.scheme}_proxy") or _env(environ, "all_proxy")
     else:
         return None
-    if proxy and no_proxy and _bypass(parts.hostname or "", parts.port, no_proxy):
+    # A NO_PROXY entry "host:8443" must not match "https://host/" (port 443), as in curl.
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if proxy and no_proxy and _bypass(parts.hostname or "", port, no_proxy):
         return None
     return proxy
 

@@ -20,7 +20,7 @@ from . import guard
 from .config import Settings
 from .encode import Encoder
 from .errors import PermanentError, TransientError
-from .queue import Lot, RecordQueue
+from .queue import Lot, Outcome, RecordQueue
 from .report import Reporter
 from .transport import Aborted, Transport
 
@@ -172,27 +172,31 @@ class Dispatcher:
         return batches
 
     def deliver(self, lot: Lot, count: int, body: bytes) -> None:
-        """Deliver one body and account for its records. Never raises."""
+        """Deliver one body and account for its records. Never raises.
+
+        A failure's stderr line is written before the batch is settled, so once
+        flush() or close() sees the batch accounted for, its line is out (and
+        precedes close()'s summary)."""
         batch_id = uuid.uuid4().hex
+        outcome: Outcome = "failed"
         try:
             self._transport.deliver(body, batch_id)
+            outcome = "delivered"
         except Aborted:
-            self._queue.settle(lot, count, "dropped_closed")
+            outcome = "dropped_closed"
         except PermanentError as exc:
-            self._queue.settle(lot, count, "rejected")
+            outcome = "rejected"
             self._reporter.warn(
                 "rejected", f"{count} record(s) rejected, not retried: {exc.describe()}"
             )
         except TransientError as exc:
-            self._queue.settle(lot, count, "failed")
             self._reporter.warn(
                 "failed", f"gave up on {count} record(s) after retries: {exc.describe()}"
             )
         except Exception as exc:  # noqa: BLE001 - the sender must survive anything
-            self._queue.settle(lot, count, "failed")
             self._reporter.warn("failed", f"{count} record(s) failed: {type(exc).__name__}: {exc}")
-        else:
-            self._queue.settle(lot, count, "delivered")
+        finally:
+            self._queue.settle(lot, count, outcome)
 
     def drain_sync(self, deadline: float) -> None:
         """Ship whatever is queued on the calling thread until ``deadline``."""
