@@ -455,3 +455,10 @@ def test_wrong_requests_ca_bundle_alone_is_rejected(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", other_ca_pem)
     with drain(tls_collector.url, **ONCE) as d:
         assert_tls_rejected(d, tls_collector)
+
+
+@pytest.mark.parametrize("trust", ["system", "windows"])
+def test_replace_mode_only_replaces_default_roots(trust: str, ca_pem: str) -> None:
+    """ca_mode='replace' with an OS store would be silently ignored: refused instead."""
+    with pytest.raises(logdrain.ConfigError, match="ca_mode"):
+        logdrain.Drain("https://127.0.0.1:9/x", trust=trust, ca_bundle=ca_pem, ca_mode="replace")

@@ -571,6 +571,12 @@ def _validate_network(s: Settings) -> None:
         )
     if s.ca_mode not in CA_MODES:
         raise ConfigError("ca_mode", f"{s.ca_mode!r} is not a mode", "use 'add' or 'replace'")
+    if s.ca_mode == "replace" and s.trust in ("system", "windows"):
+        raise ConfigError(
+            "ca_mode",
+            f"'replace' replaces certifi's roots, not trust={s.trust!r}",
+            "drop trust to use only the bundle, or use ca_mode='add'",
+        )
     if s.ca_mode == "replace" and not s.ca_bundle:
         raise ConfigError(
             "ca_mode", "'replace' needs a bundle to replace the roots with", "set ca_bundle"
