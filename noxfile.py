@@ -1,5 +1,6 @@
-"""Developer and CI sessions: ``nox -s tests`` runs the suite on every Python
-3.10-3.13 found; ``lint``, ``typecheck``, ``demo`` and ``bench`` as named."""
+"""Developer and CI sessions. ``nox`` alone runs what CI runs: ``tests`` (every
+Python 3.10-3.13 found), ``lint``, ``typecheck`` and ``tls_inspection``;
+``demo`` and ``bench`` on request."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import nox
 # pyenv's python3.X shims refuse to run unless these versions are selected.
 os.environ.setdefault("PYENV_VERSION", "3.11.7:3.10.13:3.12.1:3.13.0")
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "tls_inspection"]
 nox.options.error_on_missing_interpreters = False
 nox.options.reuse_existing_virtualenvs = True
 
@@ -32,6 +33,13 @@ def tests(session: nox.Session) -> None:
     """The whole test suite against the installed package."""
     session.install(".", *TEST_DEPS)
     session.run("pytest", *(session.posargs or ["-q", "-p", "no:cacheprovider"]))
+
+
+@nox.session(python="3.11")
+def tls_inspection(session: nox.Session) -> None:
+    """Through a real TLS-inspecting proxy (mitmproxy): too heavy for every Python."""
+    session.install(".", "pytest>=8", "pytest-timeout>=2.3", "trustme>=1.1", "mitmproxy>=10")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/test_tls_inspection.py")
 
 
 @nox.session(python="3.11")
