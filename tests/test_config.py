@@ -143,7 +143,8 @@ def test_defaults_and_object_format_batch_size() -> None:
     """Unset settings take their defaults; format='object' alone implies batch_size=1."""
     settings = resolve({"url": URL})
     assert isinstance(settings, Settings)
-    assert (settings.overflow, settings.format, settings.batch_size) == ("drop_oldest", "json", 500)
+    defaults = (settings.overflow, settings.format, settings.batch_size)
+    assert defaults == ("drop_oldest", "json", 2000)
     assert resolve({"url": URL, "format": "object"}).batch_size == 1
 
 

@@ -67,8 +67,9 @@ class Drain:
         every refusal is counted in :meth:`stats`."""
         return self.enqueue(dict(record))
 
-    def enqueue(self, item: Mapping[str, Any]) -> bool:
-        """Queue ``item`` as it is: for front ends that already took a snapshot."""
+    def enqueue(self, item: Mapping[str, Any] | tuple[int, dict[str, Any], Any]) -> bool:
+        """Queue ``item`` as it is: for front ends that already took a snapshot
+        (a mapping, or a ``records.STDLIB`` / ``records.EVENT`` tuple)."""
         if not self._dispatcher.started and not self._closing:
             self._dispatcher.start()
         return self._queue.put(item)

@@ -21,7 +21,9 @@ from pathlib import PurePath
 from typing import Any
 
 from .config import Settings
-from .records import EventSnapshot, StdlibSnapshot
+from .records import STDLIB, EventSnapshot, StdlibSnapshot
+
+_STDLIB_CHUNK = 100  # records per stdlib encoder call on the fast path
 
 # LogRecord attributes that are not "extra" fields.
 RECORD_ATTRS = frozenset(
@@ -134,6 +136,7 @@ class Encoder:
 
     def __init__(self, settings: Settings) -> None:
         self._max_bytes = settings.max_record_bytes
+        self._batch_bytes = settings.batch_bytes
         self.format = settings.format
         self.content_type = (
             "application/x-ndjson" if settings.format == "ndjson" else "application/json"
@@ -158,15 +161,23 @@ class Encoder:
         if cached[0] != sec:
             cached = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
             self._ts_cache = cached
-        return f"{cached[1]}.{int((created - sec) * 1e6):06d}Z"
+        return "%s.%06dZ" % (cached[1], (created - sec) * 1e6)  # noqa: UP031 - 2x faster than :06d
 
-    def document(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        """The JSON object for one queued snapshot."""
+    def document(self, item: Any) -> dict[str, Any]:
+        """The JSON object for one queued item."""
         kind = type(item)
+        if kind is tuple:  # the front ends' cheap items (records.STDLIB / records.EVENT)
+            tag, data, extra = item
+            if tag == STDLIB:
+                return self._stdlib_document(data, extra)
+            doc = dict(data)
+            if "timestamp" not in doc:
+                doc["timestamp"] = self.timestamp(extra)
+            return doc
         if kind is EventSnapshot:
             doc = dict(item)
             if "timestamp" not in doc:
-                doc["timestamp"] = self.timestamp(item.created)  # type: ignore[attr-defined]
+                doc["timestamp"] = self.timestamp(item.created)
             return doc
         if kind is not StdlibSnapshot:
             return dict(item)
@@ -190,6 +201,23 @@ class Encoder:
         for key, value in item.items():
             if key not in RECORD_ATTRS:
                 doc.setdefault(key, value)
+        return doc
+
+    def _stdlib_document(self, attrs: dict[str, Any], message: str) -> dict[str, Any]:
+        """``document`` of a records.STDLIB item: same fields, same order."""
+        doc = {
+            "timestamp": self.timestamp(attrs["created"]),
+            "level": attrs["levelname"],
+            "logger": attrs["name"],
+            "message": message,
+        }
+        if attrs.get("exc_text"):
+            doc["exception"] = attrs["exc_text"]
+        if attrs.get("stack_info"):
+            doc["stack"] = attrs["stack_info"]
+        for key in [k for k in attrs if k not in RECORD_ATTRS]:  # usually a few extras
+            if key not in doc:
+                doc[key] = attrs[key]
         return doc
 
     # -- bytes --
@@ -277,6 +305,43 @@ class Encoder:
                 "message": "<logdrain: record too large, not shipped>",
             }
         )
+
+    def encode_batch(self, items: list[Any]) -> list[tuple[int, bytes]] | None:
+        """Fast path for ``json`` bodies: (record count, body) pairs made
+        without the per-record bookkeeping of :meth:`encode`. None sends the
+        batch down the per-record path: another format or an envelope,
+        anything the fast encoder refuses (NaN, cycles, odd keys, surrogates,
+        huge ints), or a chunk above ``max_record_bytes`` (a record in it may
+        need truncating)."""
+        if self.format != "json" or self._wraps:
+            return None
+        limit = self._max_bytes
+        try:
+            docs = [self.shape(self.document(item)) for item in items]
+            # One encoder call per chunk amortises its setup (about half the
+            # cost of a call per record); a chunk within the limit proves each
+            # of its records is, and fits any one body.
+            parts: list[tuple[int, bytes]] = []
+            for start in range(0, len(docs), _STDLIB_CHUNK):
+                chunk = docs[start : start + _STDLIB_CHUNK]
+                data = self._dumps(chunk).encode("utf-8")
+                if len(data) > limit:
+                    return None
+                parts.append((len(chunk), data[1:-1]))
+        except Exception:  # noqa: BLE001 - the per-record path handles every case
+            return None
+        bodies: list[tuple[int, bytes]] = []
+        group: list[bytes] = []
+        count, size = 0, 1  # size: the body's length so far, "[" and separators included
+        for n, part in parts:
+            if group and size + len(part) + 1 > self._batch_bytes:
+                bodies.append((count, b"[" + b",".join(group) + b"]"))
+                group, count, size = [], 0, 1
+            group.append(part)
+            count += n
+            size += len(part) + 1
+        bodies.append((count, b"[" + b",".join(group) + b"]"))
+        return bodies
 
     # -- bodies --
 

@@ -8,12 +8,20 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_state = threading.local()
+
+class _State(threading.local):
+    # A class-level default: reading it on a thread that never set it is a
+    # plain attribute hit, where getattr(local, name, default) raises and
+    # swallows an AttributeError inside every log call.
+    sending = False
+
+
+_state = _State()
 
 
 def active() -> bool:
     """True on a thread that is currently shipping records."""
-    return getattr(_state, "sending", False)
+    return _state.sending
 
 
 def mark_thread() -> None:

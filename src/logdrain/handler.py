@@ -8,13 +8,17 @@ turning that snapshot into a document happens on the dispatcher thread.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any
 
 from . import guard
 from .drain import Drain
 from .errors import ConfigError
-from .records import snapshot
+from .records import stdlib_item
+
+# What Filterer.filter() returns when no filter objects: True, or (3.12+) the record.
+_PASS_RECORD = sys.version_info >= (3, 12)
 
 
 def _holds_logging_lock() -> bool:
@@ -65,6 +69,9 @@ class DrainHandler(logging.Handler):
         Records from logdrain's own threads are ignored (no feedback loop)."""
         if guard.active():
             return False
+        if not self.filters:  # skip the Filterer.filter() call in the common case
+            self.emit(record)
+            return record if _PASS_RECORD else True
         rv = self.filter(record)
         if isinstance(rv, logging.LogRecord):  # 3.12+: a filter may return a new record
             record = rv
@@ -74,7 +81,7 @@ class DrainHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._enqueue(snapshot(record, self.formatter))
+            self._enqueue(stdlib_item(record, self.formatter))
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import guard
 from .drain import Drain
-from .records import EventSnapshot
+from .records import EVENT
 
 
 class DrainProcessor:
@@ -39,13 +39,14 @@ class DrainProcessor:
     ) -> MutableMapping[str, Any]:
         if guard.active():
             return event_dict
-        snap = EventSnapshot(event_dict, time.time())
+        created = time.time()
+        snap = dict(event_dict)  # C-level copy; EventSnapshot ran a Python __init__
         if "level" not in snap:
             snap["level"] = method_name.upper() if method_name != "exception" else "ERROR"
         exc_info = snap.pop("exc_info", None)
         if exc_info:
             snap.setdefault("exception", _format_exc(exc_info))
-        self._enqueue(snap)
+        self._enqueue((EVENT, snap, created))
         return event_dict
 
 

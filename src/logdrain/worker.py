@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -143,8 +142,11 @@ class Dispatcher:
 
     # -- shared with the synchronous drain --
 
-    def prepare(self, items: list[Mapping[str, Any]]) -> list[tuple[int, bytes]]:
+    def prepare(self, items: list[Any]) -> list[tuple[int, bytes]]:
         """Encode records and cut them into bodies of at most ``batch_bytes``."""
+        bodies = self._encoder.encode_batch(items)
+        if bodies is not None:  # the usual case
+            return bodies
         encode = self._encoder.encode
         limit = self._s.batch_bytes
         batches: list[tuple[int, bytes]] = []
