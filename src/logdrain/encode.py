@@ -21,7 +21,7 @@ from pathlib import PurePath
 from typing import Any
 
 from .config import Settings
-from .records import STDLIB, EventSnapshot, StdlibSnapshot
+from .records import STDLIB, StdlibSnapshot
 
 _STDLIB_CHUNK = 100  # records per stdlib encoder call on the fast path
 
@@ -37,6 +37,7 @@ RECORD_ATTRS = frozenset(
     }
 )  # fmt: skip
 
+_CORE_FIELDS = frozenset({"timestamp", "level", "logger", "message", "exception", "stack"})
 MAX_REPR = 10_000
 MAX_ARRAY_ITEMS = 10_000
 MAX_DEPTH = 64
@@ -174,37 +175,20 @@ class Encoder:
             if "timestamp" not in doc:
                 doc["timestamp"] = self.timestamp(extra)
             return doc
-        if kind is EventSnapshot:
-            doc = dict(item)
-            if "timestamp" not in doc:
-                doc["timestamp"] = self.timestamp(item.created)
-            return doc
         if kind is not StdlibSnapshot:
             return dict(item)
+        doc = self._stdlib_document(item, item.get("message"))
         msg = item.get("msg")
-        doc = {
-            "timestamp": self.timestamp(item["created"]),
-            "level": item["levelname"],
-            "logger": item["name"],
-        }
         if isinstance(msg, dict):  # structlog's stdlib integration: the event dict
             event = dict(msg)
-            doc["message"] = event.pop("event", item.get("message"))
+            doc["message"] = event.pop("event", doc["message"])
             for key, value in event.items():
-                doc.setdefault(key, value)
-        else:
-            doc["message"] = item.get("message")
-        if item.get("exc_text"):
-            doc["exception"] = item["exc_text"]
-        if item.get("stack_info"):
-            doc["stack"] = item["stack_info"]
-        for key, value in item.items():
-            if key not in RECORD_ATTRS:
-                doc.setdefault(key, value)
+                if key not in _CORE_FIELDS:
+                    doc[key] = value
         return doc
 
     def _stdlib_document(self, attrs: dict[str, Any], message: str) -> dict[str, Any]:
-        """``document`` of a records.STDLIB item: same fields, same order."""
+        """The document of a stdlib record: core fields, then every extra field."""
         doc = {
             "timestamp": self.timestamp(attrs["created"]),
             "level": attrs["levelname"],

@@ -40,7 +40,7 @@ class DrainProcessor:
         if guard.active():
             return event_dict
         created = time.time()
-        snap = dict(event_dict)  # C-level copy; EventSnapshot ran a Python __init__
+        snap = dict(event_dict)
         if "level" not in snap:
             snap["level"] = method_name.upper() if method_name != "exception" else "ERROR"
         exc_info = snap.pop("exc_info", None)

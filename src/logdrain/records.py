@@ -1,8 +1,11 @@
 """Snapshots taken on the caller's thread: the only work a log call pays for.
 
-A snapshot is a plain ``dict`` subclass so the queue holds one object per
-record, and so the encoder (on the dispatcher thread) can tell a stdlib
-record from a structlog event from a user's mapping by its type alone.
+The common cases are small tagged tuples (``STDLIB``: a copy of the record's
+``__dict__`` and the formatted message; ``EVENT``: a copy of a structlog event
+dict and the caller's clock reading). Records with an exception or a
+structlog event dict as ``msg`` take the fuller :class:`StdlibSnapshot`. The
+encoder, on the dispatcher thread, tells them apart by type alone; anything
+else in the queue is a user's mapping from ``Drain.submit()``.
 """
 
 from __future__ import annotations
@@ -15,16 +18,6 @@ class StdlibSnapshot(dict[str, Any]):
     """A copy of ``LogRecord.__dict__`` with the message already formatted."""
 
     __slots__ = ()
-
-
-class EventSnapshot(dict[str, Any]):
-    """A copy of a structlog event dict, with the caller's clock reading."""
-
-    __slots__ = ("created",)
-
-    def __init__(self, event: Any, created: float) -> None:
-        super().__init__(event)
-        self.created = created
 
 
 _plain_formatter = logging.Formatter()
