@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -65,12 +66,16 @@ def test_exit_with_hung_collector_ends_within_deadline(collector: Collector) -> 
 log.addHandler(logdrain.DrainHandler(shutdown_timeout=1, read_timeout=60, flush_interval=0.05))
 for i in range(1000):
     log.info("rec %d", i)
-time.sleep(0.3)  # let a batch get stuck in flight
+deadline = time.monotonic() + 30
+while log.handlers[0].drain.stats().in_flight == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)  # until a batch is stuck in flight on the hung collector
+print("in flight", log.handlers[0].drain.stats().in_flight)
 """,
         LOGDRAIN_URL=collector.url,
     )
     elapsed = time.monotonic() - start
     assert result.returncode == 0, result.stderr
+    assert "in flight 0" not in result.stdout
     assert "undelivered" in result.stderr
     _assert_exits_within(elapsed, 1.0)
 
@@ -187,11 +192,28 @@ print("hook is default:", sys.excepthook is sys.__excepthook__)
     assert "hook is default: True" in result.stdout
 
 
+def _terminate_when_ready(
+    code: str, collector: Collector, before_signal: Callable[[], object] = lambda: None
+) -> tuple[int, str]:
+    """Start ``code``, wait for its READY line, send SIGTERM; (exit status, stdout)."""
+    child = proc.start(PRELUDE + code, LOGDRAIN_URL=collector.url)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "READY"
+        before_signal()
+        child.send_signal(signal.SIGTERM)
+        out, _ = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    return child.returncode, out
+
+
 def test_sigterm_flushes_then_dies_by_signal(collector: Collector) -> None:
     """flush_on_signals: SIGTERM delivers pending records, then the process dies by SIGTERM."""
-    child = proc.start(
-        PRELUDE
-        + """
+    returncode, out = _terminate_when_ready(
+        """
 log.addHandler(logdrain.DrainHandler(flush_interval=30, flush_on_signals="SIGTERM"))
 for i in range(300):
     log.info("rec %d", i)
@@ -199,18 +221,9 @@ print("READY", flush=True)
 time.sleep(120)
 print("NOT KILLED", flush=True)
 """,
-        LOGDRAIN_URL=collector.url,
+        collector,
     )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "READY"
-        child.send_signal(signal.SIGTERM)
-        out, _ = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == -signal.SIGTERM
+    assert returncode == -signal.SIGTERM
     assert "NOT KILLED" not in out
     assert collector.wait_for_count(300)
     assert len(_messages(collector, "rec ")) == 300
@@ -218,9 +231,8 @@ print("NOT KILLED", flush=True)
 
 def test_sigterm_while_logging_flat_out(collector: Collector) -> None:
     """SIGTERM during a flat-out logging loop flushes and ends the process by the signal."""
-    child = proc.start(
-        PRELUDE
-        + """
+    returncode, _ = _terminate_when_ready(
+        """
 log.addHandler(logdrain.DrainHandler(flush_interval=30, flush_on_signals="SIGTERM"))
 print("READY", flush=True)
 i = 0
@@ -228,19 +240,10 @@ while True:
     log.info("busy %d", i)
     i += 1
 """,
-        LOGDRAIN_URL=collector.url,
+        collector,
+        before_signal=lambda: collector.wait_for_count(1),
     )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "READY"
-        assert collector.wait_for_count(1)
-        child.send_signal(signal.SIGTERM)
-        child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == -signal.SIGTERM
+    assert returncode == -signal.SIGTERM
     assert collector.duplicates == 0
 
 
@@ -265,9 +268,8 @@ def test_flush_from_inside_a_log_call_does_not_deadlock(collector: Collector) ->
 
 def test_sigterm_chains_to_previous_python_handler(collector: Collector) -> None:
     """An existing SIGTERM handler still runs after the flush."""
-    child = proc.start(
-        PRELUDE
-        + """
+    returncode, out = _terminate_when_ready(
+        """
 import signal
 def previous(signum, frame):
     print("PREVIOUS SIGNAL HANDLER", flush=True)
@@ -279,18 +281,9 @@ for i in range(50):
 print("READY", flush=True)
 time.sleep(120)
 """,
-        LOGDRAIN_URL=collector.url,
+        collector,
     )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "READY"
-        child.send_signal(signal.SIGTERM)
-        out, _ = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == 3
+    assert returncode == 3
     assert "PREVIOUS SIGNAL HANDLER" in out
     assert collector.wait_for_count(50)
 
