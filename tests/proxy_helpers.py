@@ -18,9 +18,11 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import trustme
 
+import logdrain
 from logdrain.testing import Collector
 
 HOST = "127.0.0.1"
@@ -178,3 +180,22 @@ class TestCA:
     def collector(self) -> Collector:
         """An HTTPS collector on 127.0.0.1 presenting the leaf (not started)."""
         return Collector(tls=self.server_context())
+
+
+FAST: dict[str, Any] = {
+    "flush_interval": 0.05,
+    "backoff_initial": 0.01,
+    "backoff_max": 0.05,
+    "max_attempts": 3,
+}
+
+
+def ship(url: str, n: int = 1, **options: Any) -> logdrain.DrainStats:
+    """Submit n records through a fresh drain, flush, close; the final stats."""
+    with logdrain.Drain(url, **{**FAST, **options}) as drain:
+        for i in range(n):
+            drain.submit({"message": f"m{i}"})
+        assert drain.flush(timeout=30)
+    stats = drain.stats()
+    assert stats.balanced, stats
+    return stats

@@ -16,15 +16,10 @@ import requests.auth
 import logdrain
 from logdrain.testing import BATCH_ID_HEADER, Collector
 
+from . import proxy_helpers as helpers
 from .proxy_helpers import ForwardProxy, via_proxy
 
-FAST: dict[str, Any] = {
-    "flush_interval": 0.05,
-    "backoff_initial": 0.01,
-    "backoff_max": 0.05,
-    "max_attempts": 3,
-    "name": "auth",
-}
+FAST: dict[str, Any] = {**helpers.FAST, "name": "auth"}
 TOKEN = "tok-9Q7fZx-static"
 GATEWAY_KEY = "k-123-gateway"
 PROXY_USER, PROXY_PASSWORD = "alice", "pr0xy-Pa55-xyz"
@@ -58,14 +53,8 @@ def auth_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForwardProx
 
 
 def ship(url: str, n: int = 1, **options: Any) -> logdrain.DrainStats:
-    """Submit n records through a fresh drain, flush, close; the final stats."""
-    with logdrain.Drain(url, **{**FAST, **options}) as drain:
-        for i in range(n):
-            drain.submit({"message": f"m{i}"})
-        assert drain.flush(timeout=30)
-    stats = drain.stats()
-    assert stats.balanced, stats
-    return stats
+    """helpers.ship with this file's drain name."""
+    return helpers.ship(url, n, **{"name": "auth", **options})
 
 
 def authorization(collector: Collector) -> list[str | None]:

@@ -21,15 +21,10 @@ from logdrain.testing import Collector
 from logdrain.transport import Transport
 from logdrain.trust import _bypass, select_proxy
 
+from . import proxy_helpers as helpers
 from .proxy_helpers import ForwardProxy, TestCA, dead_port, via_proxy
 
-FAST: dict[str, Any] = {
-    "flush_interval": 0.05,
-    "backoff_initial": 0.01,
-    "backoff_max": 0.05,
-    "max_attempts": 3,
-    "name": "px",
-}
+FAST: dict[str, Any] = {**helpers.FAST, "name": "px"}
 USER, PASSWORD, WRONG = "alice", "s3cr3t-pw", "wr0ng-pw-9f2"
 
 
@@ -71,14 +66,8 @@ def any_collector(
 
 
 def ship(url: str, n: int = 3, **options: Any) -> logdrain.DrainStats:
-    """Submit n records through a fresh drain, flush, close; the final stats."""
-    with logdrain.Drain(url, **{**FAST, **options}) as drain:
-        for i in range(n):
-            drain.submit({"message": f"m{i}"})
-        assert drain.flush(timeout=30)
-    stats = drain.stats()
-    assert stats.balanced, stats
-    return stats
+    """helpers.ship with this file's drain name."""
+    return helpers.ship(url, n, **{"name": "px", **options})
 
 
 def assert_tunnelled(proxy: ForwardProxy, collector: Collector) -> None:

@@ -38,13 +38,15 @@ class Drain:
             settings.queue_size, settings.overflow, settings.block_timeout, settings.batch_size
         )
         self._encoder = Encoder(settings)
+        self._reporter = Reporter(settings.name, settings.warn_interval)
         self._transport = Transport(
-            settings, content_type=self._encoder.content_type, on_retry=self._queue.count_retry
+            settings,
+            content_type=self._encoder.content_type,
+            on_retry=self._queue.count_retry,
+            on_secret=self._reporter.add_secret,
         )
-        self._reporter = Reporter(
-            settings.name, settings.warn_interval, settings.secrets(self._transport.proxy)
-        )
-        self._transport.new_secret = self._reporter.add_secret  # type: ignore[method-assign]
+        for secret in settings.secrets(self._transport.proxy):  # the proxy may come from env
+            self._reporter.add_secret(secret)
         self._dispatcher = Dispatcher(
             settings, self._queue, self._encoder, self._transport, self._reporter
         )

@@ -10,19 +10,18 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable
 
 
 class Reporter:
     """One per Drain; thread-safe."""
 
-    def __init__(self, name: str, interval: float, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, name: str, interval: float) -> None:
         self.name = name
         self.interval = interval
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
-        self._secrets: list[str] = [s for s in secrets if s]
+        self._secrets: list[str] = []
 
     def add_secret(self, value: str) -> None:
         """Never print ``value`` (a token handed out by a provider, say)."""

@@ -174,9 +174,11 @@ class Transport:
         *,
         content_type: str,
         on_retry: Callable[[], None],
+        on_secret: Callable[[str], None] = lambda value: None,
     ) -> None:
         self._s = settings
         self._on_retry = on_retry
+        self._on_secret = on_secret
         self._content_type = content_type
         self.abort_event = threading.Event()
         self.deadline: float | None = None
@@ -223,11 +225,8 @@ class Transport:
                 if not isinstance(token, str) or not token:
                     raise PermanentError("token_provider returned no token (expected a string)")
                 self._token = token
-                self.new_secret(token)
+                self._on_secret(token)  # the reporter redacts every token handed out
             return {"Authorization": f"Bearer {self._token}"}
-
-    def new_secret(self, value: str) -> None:
-        """Hook: the drain's redactor learns every token the provider hands out."""
 
     def reset_after_fork(self) -> None:
         """A forked child must not share the parent's sockets or events."""
