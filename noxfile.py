@@ -22,6 +22,7 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "structlog>=23.1",
     "numpy>=1.26",
+    "orjson>=3.9",
     "trustme>=1.1",
     "proxy.py>=2.4",
     "gunicorn>=22; sys_platform != 'win32'",
@@ -53,7 +54,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
-    session.install(".[structlog]", "mypy>=1.10", "types-requests")
+    session.install(".[structlog,orjson]", "mypy>=1.10", "types-requests")
     session.run("mypy", "--strict", "src/logdrain")
 
 

@@ -96,7 +96,7 @@ def _caller(settings: Any) -> dict[str, float]:
     if stdlib_item is not None:
         out["records.stdlib_item(record) (proposed)"] = _per_call(lambda: stdlib_item(record), n)
     handler = logdrain.DrainHandler(settings.url)
-    handler.drain._dispatcher.started = True  # diagnostic: no worker thread
+    handler.drain._worker.started = True  # diagnostic: no worker thread
     hq = handler.drain._queue
 
     def handle() -> None:
@@ -120,15 +120,15 @@ def _caller(settings: Any) -> dict[str, float]:
 
 
 def _dispatcher(settings: Any, encoder: Any) -> Any:
-    """A Dispatcher whose thread is never started: only prepare() is used."""
+    """A Worker whose threads are never started: only prepare() is used."""
     from logdrain.queue import RecordQueue
     from logdrain.report import Reporter
     from logdrain.transport import Transport
-    from logdrain.worker import Dispatcher
+    from logdrain.worker import Worker
 
     transport = Transport(settings, content_type=encoder.content_type, on_retry=lambda: None)
     queue = RecordQueue(10**6, "drop_oldest", 1.0, BATCH)
-    return Dispatcher(settings, queue, encoder, transport, Reporter("bench", 10))
+    return Worker(settings, queue, encoder, transport, Reporter("bench", 10))
 
 
 def _encoding(settings: Any) -> dict[str, dict[str, float]]:
@@ -186,7 +186,7 @@ def _encoding(settings: Any) -> dict[str, dict[str, float]]:
             row["Encoder.encode_batch (proposed)"] = _per_call(
                 lambda s=snaps, f=encode_batch: f(s), n, BATCH
             )
-        row["Dispatcher.prepare (what the worker runs)"] = _per_call(
+        row["Worker.prepare (what a sender thread runs)"] = _per_call(
             lambda s=snaps: dispatcher.prepare(s), n, BATCH
         )
         if orjson is not None:

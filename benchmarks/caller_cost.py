@@ -159,7 +159,7 @@ def _make_row(row_id: str, url: str) -> Row:
         drain = dh.drain
         # Diagnostic: mark the dispatcher as started so no worker thread ever
         # runs; settle by taking and settling the queued records directly.
-        drain._dispatcher.started = True
+        drain._worker.started = True
         rq = drain._queue
 
         def settle() -> None:

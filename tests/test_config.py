@@ -3,6 +3,7 @@ secrets kept out of reprs, and the token on the wire."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -48,6 +49,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"zzzz": 1}, "zzzz", "README"),
     ({"overflow": "drop_all"}, "overflow", "drop_oldest, drop_newest, block"),
     ({"format": "xml"}, "format", "json, ndjson, object"),
+    ({"json_encoder": "ujson"}, "json_encoder", "auto, orjson, stdlib"),
     ({"format": "object", "batch_size": 5}, "batch_size", "batch_size=1"),
     ({"max_record_bytes": 8192, "batch_bytes": 4096}, "max_record_bytes", "raise batch_bytes"),
     ({"queue_size": "lots"}, "queue_size", "give an integer"),
@@ -191,3 +193,13 @@ def test_env_token_sent_on_the_wire(collector: Collector, monkeypatch: pytest.Mo
         assert drain.flush(timeout=30) is True
     (request,) = collector.requests
     assert request.headers["Authorization"] == f"Bearer {SECRET}"
+
+
+def test_orjson_encoder_without_orjson_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking for orjson where it is not installed fails at construction, naming the extra."""
+    monkeypatch.setitem(sys.modules, "orjson", None)  # makes `import orjson` fail
+    with pytest.raises(ConfigError) as info:
+        resolve({"url": URL, "json_encoder": "orjson"})
+    assert info.value.field == "json_encoder"
+    assert "logdrain[orjson]" in str(info.value)
+    assert resolve({"url": URL, "json_encoder": "auto"}).json_encoder == "auto"

@@ -18,6 +18,7 @@ import pytest
 import tenacity
 
 from logdrain import Drain, DrainHandler, DrainStats, TransientError
+from logdrain.queue import RecordQueue
 from logdrain.testing import BATCH_ID_HEADER, Collector, RequestInfo
 from logdrain.transport import Backoff, parse_retry_after
 
@@ -344,6 +345,42 @@ def test_outage_overflow_no_hot_loop_then_recovery(
     # drop_oldest: the newest queue_size records survived the outage.
     assert set(range(200 - queue_size, 200)) <= set(got)
     assert "queue full" in capsys.readouterr().err
+
+
+def test_flush_waiting_on_a_request_does_not_spin(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While flush() waits for a request in progress and the queue is empty,
+    the idle sender thread waits for records instead of polling the queue."""
+    takes = 0
+    real_take = RecordQueue.take
+
+    def counting_take(self: RecordQueue, *args: Any) -> Any:
+        nonlocal takes
+        takes += 1
+        return real_take(self, *args)
+
+    monkeypatch.setattr(RecordQueue, "take", counting_take)
+    collector.hang()
+    with Drain(collector.url, batch_size=10, concurrency=2, **FAST) as drain:
+        submit_all(drain, records(5))
+        assert collector.wait_for(lambda c: len(c.requests) >= 1, CAP)
+        assert drain.flush(timeout=0.5) is False  # the request hangs
+        assert takes < 20, f"{takes} take() calls while one request hung"
+        collector.hang(False)
+        assert settled(drain).delivered == 5
+
+
+def test_sender_threads_per_concurrency_and_gone_after_close(collector: Collector) -> None:
+    """concurrency=3 starts three named sender threads; close() ends them."""
+    drain = Drain(collector.url, batch_size=10, concurrency=3, name="conc", **FAST)
+    submit_all(drain, records(40))
+    assert drain.flush()
+    senders = [t for t in threading.enumerate() if t.name.startswith("logdrain-conc-send-")]
+    assert sorted(t.name for t in senders) == [f"logdrain-conc-send-{i}" for i in range(3)]
+    assert drain.close()
+    assert wait_until(lambda: not any(t.is_alive() for t in senders))
+    assert sorted(seqs(collector)) == list(range(40))
 
 
 # -- concurrency, formats, sizes -----------------------------------------------------

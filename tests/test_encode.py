@@ -13,11 +13,13 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logdrain import Drain
 from logdrain.config import resolve
 from logdrain.encode import Encoder
-from logdrain.records import snapshot
+from logdrain.records import snapshot, stdlib_item
 from logdrain.testing import Collector
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,16 +37,28 @@ def strict_loads(data: bytes) -> Any:
     return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
 
 
-@pytest.fixture
-def encoder() -> Encoder:
-    return Encoder(resolve({"url": URL}))
+@pytest.fixture(params=["stdlib", "orjson"])
+def encoder(request: pytest.FixtureRequest) -> Encoder:
+    """Both JSON encoders of the batch fast path (``json_encoder``)."""
+    if request.param == "orjson":
+        pytest.importorskip("orjson")
+    encoder = Encoder(resolve({"url": URL, "json_encoder": request.param}))
+    assert encoder.json_encoder == request.param
+    return encoder
 
 
 def roundtrip(encoder: Encoder, value: Any) -> Any:
-    """Encode {"v": value} and return what the collector would see for "v"."""
+    """Encode {"v": value} and return what the collector would see for "v".
+
+    The batch fast path (stdlib json or orjson), when it takes the record,
+    must produce the same document as the per-record path."""
     data, truncated = encoder.encode({"v": value})
     assert truncated is False
-    return strict_loads(data)["v"]
+    shipped = strict_loads(data)["v"]
+    bodies = encoder.encode_batch([{"v": value}])
+    if bodies is not None:
+        assert [strict_loads(body) for _, body in bodies] == [[{"v": shipped}]]
+    return shipped
 
 
 class Plain:
@@ -336,3 +350,102 @@ def test_hostile_records_reach_the_collector(collector: Collector) -> None:
     assert by_seq[13]["value"] == "NaN"
     assert "[logdrain: truncated" in by_seq[len(hostile) - 1]["value"]
     assert any(r.get("logger") == "app.db" for r in got)
+
+
+# -- the batch fast path ---------------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()  # NaN and the infinities included
+    | st.text(),  # lone surrogates included
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_json_values, min_size=1, max_size=5))
+@pytest.mark.parametrize("json_encoder", ["stdlib", "orjson"])
+def test_batch_fast_path_agrees_with_the_per_record_path(json_encoder: str, values: Any) -> None:
+    """Whatever the values, a batch body parses to exactly the documents the
+    per-record (sanitising) path makes: orjson never writes NaN as null, the
+    stdlib never writes a NaN literal."""
+    if json_encoder == "orjson":
+        pytest.importorskip("orjson")
+    encoder = Encoder(resolve({"url": URL, "json_encoder": json_encoder}))
+    items = [{"v": v, "n": i} for i, v in enumerate(values)]
+    expected = [strict_loads(encoder.encode(item)[0]) for item in items]
+    bodies = encoder.encode_batch(items)
+    if bodies is None:  # refused: the dispatcher takes the per-record path
+        return
+    assert [doc for _, body in bodies for doc in strict_loads(body)] == expected
+    assert sum(count for count, _ in bodies) == len(items)
+
+
+def test_orjson_missing_falls_back_to_stdlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """json_encoder='auto' without orjson installed uses the stdlib encoder."""
+    monkeypatch.setitem(sys.modules, "orjson", None)  # makes `import orjson` fail
+    encoder = Encoder(resolve({"url": URL}))
+    assert encoder.json_encoder == "stdlib"
+    bodies = encoder.encode_batch([{"message": "hi", "x": float("inf")}, {"message": "ok"}])
+    assert bodies is None or strict_loads(bodies[0][1])[1] == {"message": "ok"}
+
+
+# -- which attributes of a LogRecord are extras --------------------------------------
+
+
+def _document(encoder: Encoder, record: logging.LogRecord) -> dict[str, Any]:
+    bodies = encoder.encode_batch([stdlib_item(record)])
+    assert bodies is not None
+    (doc,) = strict_loads(bodies[0][1])
+    assert doc == strict_loads(encoder.encode(stdlib_item(record))[0])
+    return dict(doc)
+
+
+def test_extras_from_extra_a_factory_and_a_subclass(encoder: Encoder) -> None:
+    """Extras reach the document however they were set: ``extra=``, a record
+    factory adding attributes, a subclass setting them before or after
+    ``LogRecord.__init__``; attributes formatters add are not extras."""
+    logger = logging.getLogger("app.extras")
+    record = logger.makeRecord("app.extras", logging.INFO, "f.py", 1, "m %d", (1,), None,
+                               extra={"user": "u", "n": 1})  # fmt: skip
+    logging.Formatter("%(asctime)s %(message)s").format(record)  # sets message, asctime
+    assert _document(encoder, record) == {
+        "timestamp": encoder.timestamp(record.created),
+        "level": "INFO",
+        "logger": "app.extras",
+        "message": "m 1",
+        "user": "u",
+        "n": 1,
+    }
+
+    class Early(logging.LogRecord):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.tenant = "t1"  # set before the standard attributes
+            super().__init__(*args, **kwargs)
+            self.trace_id = "abc"
+
+    early = Early("app", logging.INFO, "f.py", 1, "m", None, None)
+    early.__dict__.update({"user": "u"})
+    doc = _document(encoder, early)
+    assert (doc["tenant"], doc["trace_id"], doc["user"]) == ("t1", "abc", "u")
+
+    old_factory = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        rec = old_factory(*args, **kwargs)
+        rec.span_id = "s1"
+        return rec
+
+    logging.setLogRecordFactory(factory)
+    try:
+        made = logger.makeRecord("app", logging.INFO, "f.py", 1, "m", (), None, extra={"k": 2})
+    finally:
+        logging.setLogRecordFactory(old_factory)
+    doc = _document(encoder, made)
+    assert (doc["span_id"], doc["k"]) == ("s1", 2)
+    assert not {"msg", "args", "asctime", "created", "taskName", "thread"} & set(doc)

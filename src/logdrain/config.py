@@ -30,6 +30,7 @@ OVERFLOW_POLICIES = ("drop_oldest", "drop_newest", "block")
 TRUST_MODES = ("", "default", "system", "windows")
 CA_MODES = ("add", "replace")
 FORMATS = ("json", "ndjson", "object")
+JSON_ENCODERS = ("auto", "orjson", "stdlib")
 
 # Named defaults (class-level constants a reader can find and cite).
 DEFAULT_QUEUE_SIZE = 10_000
@@ -73,6 +74,7 @@ class Settings:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     concurrency: int = DEFAULT_CONCURRENCY
     format: str = "json"
+    json_encoder: str = "auto"
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_retry_time: float = DEFAULT_MAX_RETRY_TIME
     backoff_initial: float = DEFAULT_BACKOFF_INITIAL
@@ -548,6 +550,18 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             "format", f"{s.format!r} is not a format", f"use one of {', '.join(FORMATS)}"
         )
+    if s.json_encoder not in JSON_ENCODERS:
+        raise ConfigError(
+            "json_encoder",
+            f"{s.json_encoder!r} is not an encoder",
+            f"use one of {', '.join(JSON_ENCODERS)}",
+        )
+    if s.json_encoder == "orjson" and not _importable("orjson"):
+        raise ConfigError(
+            "json_encoder",
+            "'orjson' is not installed",
+            "pip install 'logdrain[orjson]', or use json_encoder='auto' or 'stdlib'",
+        )
     if s.format == "object" and s.batch_size != 1:
         raise ConfigError(
             "batch_size",
@@ -562,6 +576,14 @@ def _validate(s: Settings) -> None:
             f"{s.batch_id_header!r} is not a header name",
             "use e.g. 'X-Batch-Id'",
         )
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def _validate_network(s: Settings) -> None:

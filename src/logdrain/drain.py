@@ -18,7 +18,7 @@ from .queue import RecordQueue
 from .report import Reporter
 from .stats import DrainStats
 from .transport import Transport
-from .worker import Dispatcher
+from .worker import Worker
 
 
 class Drain:
@@ -47,7 +47,7 @@ class Drain:
         )
         for secret in settings.secrets(self._transport.proxy):  # the proxy may come from env
             self._reporter.add_secret(secret)
-        self._dispatcher = Dispatcher(
+        self._worker = Worker(
             settings, self._queue, self._encoder, self._transport, self._reporter
         )
         self._close_lock = threading.Lock()
@@ -72,8 +72,8 @@ class Drain:
     def enqueue(self, item: Mapping[str, Any] | tuple[int, dict[str, Any], Any]) -> bool:
         """Queue ``item`` as it is: for front ends that already took a snapshot
         (a mapping, or a ``records.STDLIB`` / ``records.EVENT`` tuple)."""
-        if not self._dispatcher.started and not self._closing:
-            self._dispatcher.start()
+        if not self._worker.started and not self._closing:
+            self._worker.start()
         return self._queue.put(item)
 
     # -- waiting --
@@ -87,8 +87,8 @@ class Drain:
         target = self._queue.mark()
         if self._closing:
             return self._queue.wait_done(target, deadline)
-        if not self._dispatcher.started:
-            self._dispatcher.start()
+        if not self._worker.started:
+            self._worker.start()
         self._queue.set_urgent(True)
         try:
             return self._queue.wait_done(target, deadline)
@@ -120,14 +120,15 @@ class Drain:
         target = self._queue.mark()
         self._queue.close()
         self._transport.deadline = deadline
-        self._dispatcher.stop(deadline)
-        self._dispatcher.drain_sync(deadline)
+        # The sender threads keep draining (the closed queue no longer
+        # lingers); this thread helps, and is the only one if none started.
+        self._worker.drain_sync(deadline)
         complete = self._queue.wait_done(target, deadline)
+        self._worker.stop()
         abandoned = 0
         if not complete:
             abandoned = self._queue.abandon()  # count first, then cut the sockets
             self._transport.abort()
-        self._dispatcher.shutdown_executor()
         self._transport.close()
         stats = self._queue.snapshot()
         lost = stats.lost
@@ -156,7 +157,7 @@ class Drain:
         """The child starts empty: no record of the parent's is sent twice."""
         self._queue.reset_after_fork()
         self._transport.reset_after_fork()
-        self._dispatcher.reset_after_fork()
+        self._worker.reset_after_fork()
         self._close_lock = threading.Lock()
         self._closed = threading.Event()
         if self._closing:

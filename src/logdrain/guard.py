@@ -1,5 +1,5 @@
 """The recursion guard: records emitted on logdrain's own threads (its
-dispatcher, its senders, a synchronous drain in progress) never re-enter a
+sender threads, a synchronous drain in progress) never re-enter a
 queue, so urllib3's debug lines cannot feed back into the pipeline."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ class _State(threading.local):
     sending = False
 
 
-_state = _State()
+#: Read directly by the front ends' hot paths (``state.sending``).
+state = _State()
+_state = state
 
 
 def active() -> bool:

@@ -2,7 +2,7 @@
 
 The caller's thread pays for one ``dict`` copy of the record and the
 message formatting (so a later change to ``args`` cannot change what ships);
-turning that snapshot into a document happens on the dispatcher thread.
+turning that snapshot into a document happens on a sender thread.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 from . import guard
 from .drain import Drain
 from .errors import ConfigError
-from .records import stdlib_item
+from .records import STDLIB, stdlib_item
 
 # What Filterer.filter() returns when no filter objects: True, or (3.12+) the record.
 _PASS_RECORD = sys.version_info >= (3, 12)
+_GUARD = guard.state
 
 
 def _holds_logging_lock() -> bool:
@@ -67,10 +68,22 @@ class DrainHandler(logging.Handler):
         """Like ``Handler.handle`` without the handler lock: the queue has its
         own, and a lock here is what deadlocks other shippers at shutdown.
         Records from logdrain's own threads are ignored (no feedback loop)."""
-        if guard.active():
+        if _GUARD.sending:
             return False
-        if not self.filters:  # skip the Filterer.filter() call in the common case
-            self.emit(record)
+        if not self.filters and self.formatter is None:
+            # The common case, inlined (each call saved is ~5% of the cost):
+            # what emit() does through stdlib_item(), without filter().
+            try:
+                if record.exc_info or type(record.msg) is dict:
+                    self._enqueue(stdlib_item(record))
+                else:
+                    attrs = record.__dict__.copy()
+                    attrs["args"] = None
+                    self._enqueue((STDLIB, attrs, record.getMessage()))
+            except RecursionError:
+                raise
+            except Exception:  # noqa: BLE001 - logging's contract: report, never raise
+                self.handleError(record)
             return record if _PASS_RECORD else True
         rv = self.filter(record)
         if isinstance(rv, logging.LogRecord):  # 3.12+: a filter may return a new record

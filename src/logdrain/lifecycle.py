@@ -8,8 +8,9 @@ Exit: CPython joins ``ThreadPoolExecutor`` workers with no timeout in a
 ``submit()`` fails from then on. logdrain registers its own ``threading``
 exit callback after importing ``concurrent.futures``; those callbacks run in
 reverse order, so logdrain's runs first: it closes every live drain under one
-total deadline (``shutdown_timeout``), cutting retries and hung sockets short,
-so the executor join that follows finds idle threads.
+total deadline (``shutdown_timeout``), cutting retries and hung sockets short.
+(logdrain's sender threads are daemon threads, so that join never waits on
+them; it is the exit order that matters.)
 """
 
 from __future__ import annotations

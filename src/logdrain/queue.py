@@ -52,13 +52,13 @@ class RecordQueue:
         self._settled = threading.Condition(self._lock)
         self._items: deque[Any] = deque()
         self._open: dict[int, Lot] = {}
-        self._taker_waiting = False
+        self._takers_waiting = 0
         self._flush_waiters = 0
         self._urgent = False
         self._closed = False
         self.appended = 0
         self.removed = 0
-        self.submitted = 0
+        self.refused = 0  # submitted but never queued; submitted = appended + refused
         self.delivered = 0
         self.in_flight = 0
         self.dropped_overflow = 0
@@ -76,8 +76,8 @@ class RecordQueue:
     def put(self, item: Any) -> bool:
         """Queue ``item``; False when it was refused (and counted)."""
         with self._lock:
-            self.submitted += 1
             if self._closed:
+                self.refused += 1
                 self.dropped_closed += 1
                 return False
             items = self._items
@@ -87,6 +87,7 @@ class RecordQueue:
                     self.removed += 1
                     self.dropped_overflow += 1
                 elif self._overflow == "drop_newest" or not self._wait_not_full():
+                    self.refused += 1
                     if self._closed:  # closed while waiting for room under "block"
                         self.dropped_closed += 1
                     else:
@@ -94,7 +95,7 @@ class RecordQueue:
                     return False
             items.append(item)
             self.appended += 1
-            if self._taker_waiting and len(items) >= self._wake_at:
+            if self._takers_waiting and (len(items) >= self._wake_at or self._urgent):
                 self._not_empty.notify()
             return True
 
@@ -107,16 +108,24 @@ class RecordQueue:
             self._not_full.wait(remaining)
         return not self._closed
 
-    # -- consumer side (the dispatcher) --
+    # -- consumer side (the sender threads) --
 
     def take(self, max_items: int, linger: float | None) -> tuple[Lot | None, list[Any]]:
         """Take up to ``max_items``, waiting up to ``linger`` s for a full batch."""
         with self._lock:
             items = self._items
-            if linger and len(items) < max_items and not self._urgent and not self._closed:
-                self._taker_waiting = True
-                self._not_empty.wait(linger)
-                self._taker_waiting = False
+            # Linger for a full batch; when urgent (a flush), wait only while
+            # there is nothing at all, so a sender never spins.
+            if (
+                linger
+                and not self._closed
+                and (not items or (len(items) < max_items and not self._urgent))
+            ):
+                self._takers_waiting += 1
+                try:
+                    self._not_empty.wait(linger)
+                finally:
+                    self._takers_waiting -= 1
             n = min(len(items), max_items)
             if n == 0:
                 return None, []
@@ -125,6 +134,8 @@ class RecordQueue:
             self.removed += n
             self.in_flight += n
             self._open[id(lot)] = lot
+            if self._takers_waiting and len(items) >= self._wake_at:
+                self._not_empty.notify()  # another full batch: wake another sender
             if self._overflow == "block":
                 self._not_full.notify_all()
             return lot, batch
@@ -179,7 +190,7 @@ class RecordQueue:
                 self._flush_waiters -= 1
 
     def set_urgent(self, urgent: bool) -> None:
-        """While urgent, the dispatcher does not linger for full batches."""
+        """While urgent, the senders do not linger for full batches."""
         with self._lock:
             self._urgent = urgent
             if urgent:
@@ -224,7 +235,7 @@ class RecordQueue:
     def snapshot(self) -> DrainStats:
         with self._lock:
             return DrainStats(
-                submitted=self.submitted,
+                submitted=self.appended + self.refused,
                 delivered=self.delivered,
                 queued=len(self._items),
                 in_flight=self.in_flight,

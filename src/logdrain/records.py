@@ -4,7 +4,7 @@ The common cases are small tagged tuples (``STDLIB``: a copy of the record's
 ``__dict__`` and the formatted message; ``EVENT``: a copy of a structlog event
 dict and the caller's clock reading). Records with an exception or a
 structlog event dict as ``msg`` take the fuller :class:`StdlibSnapshot`. The
-encoder, on the dispatcher thread, tells them apart by type alone; anything
+encoder, on a sender thread, tells them apart by type alone; anything
 else in the queue is a user's mapping from ``Drain.submit()``.
 """
 

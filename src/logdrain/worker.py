@@ -1,10 +1,17 @@
-"""The batching dispatcher: queue -> batch -> encode -> executor -> ledger.
+"""The sender threads: queue -> batch -> encode -> POST -> ledger.
 
-One daemon thread takes batches from the queue only when a sender slot is
-free, so at most ``concurrency`` batches are ever handed to the
-``ThreadPoolExecutor`` and its own unbounded work queue never holds a backlog:
-while the collector is down, records wait in the bounded queue, where the
+``concurrency`` daemon threads each loop on take, encode, deliver. Each holds
+at most one batch, so at most ``concurrency`` batches are ever in flight and
+while the collector is down records wait in the bounded queue, where the
 overflow policy applies.
+
+Why no dispatcher handing batches to a ``ThreadPoolExecutor``: under load the
+caller's thread holds the GIL, and every hand-off between two threads (the
+dispatcher waking for a free slot, a pool thread waking for its work item)
+waits up to a GIL switch interval (5 ms). A thread that takes, encodes and
+sends its own batch has no hand-off (see benchmarks/README.md). Daemon
+threads also never join the interpreter's exit: ``Drain.close`` (run by the
+exit hook) stops them within its deadline.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import guard
@@ -24,8 +30,8 @@ from .report import Reporter
 from .transport import Aborted, Transport
 
 
-class Dispatcher:
-    """Owns the dispatcher thread and the sender pool of one Drain."""
+class Worker:
+    """The sender threads of one Drain."""
 
     def __init__(
         self,
@@ -45,9 +51,7 @@ class Dispatcher:
     def _reset(self) -> None:
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
-        self._slots = threading.Semaphore(self._s.concurrency)
-        self._thread: threading.Thread | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
         self._seen_overflow = 0
         self.started = False
 
@@ -56,89 +60,45 @@ class Dispatcher:
     # -- lifecycle --
 
     def start(self) -> None:
-        """Start the thread (idempotent). At interpreter shutdown a thread may
-        not start: records then stay queued for the synchronous drain."""
+        """Start the sender threads (idempotent). At interpreter shutdown a
+        thread may not start: records then stay queued for the synchronous
+        drain."""
         with self._start_lock:
             if self.started or self._stop.is_set():
                 return
-            self._executor = ThreadPoolExecutor(
-                max_workers=self._s.concurrency,
-                thread_name_prefix=f"logdrain-{self._s.name}-send",
-                initializer=guard.mark_thread,
-            )
-            thread = threading.Thread(
-                target=self._run, name=f"logdrain-{self._s.name}", daemon=True
-            )
-            try:
-                thread.start()
-            except RuntimeError:
-                self._executor.shutdown(wait=False)
-                self._executor = None
-                return
-            self._thread = thread
-            self.started = True
+            for i in range(self._s.concurrency):
+                thread = threading.Thread(
+                    target=self._run, name=f"logdrain-{self._s.name}-send-{i}", daemon=True
+                )
+                try:
+                    thread.start()
+                except RuntimeError:
+                    break
+                self._threads.append(thread)
+            self.started = bool(self._threads)
 
-    def stop(self, deadline: float) -> None:
-        """Stop taking batches; wait until ``deadline`` for the thread to hand
-        off what it holds."""
+    def stop(self) -> None:
+        """Let the sender threads end: each finishes the batch it holds (its
+        retries bounded by the transport's deadline) and takes no other."""
         with self._start_lock:
             self._stop.set()
-        self._slots.release()  # wakes a dispatcher waiting for a slot; it sees the stop
         self._queue.wake()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def shutdown_executor(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- the loop --
 
     def _run(self) -> None:
         guard.mark_thread()
         s = self._s
-        while True:
-            self._slots.acquire()
-            if self._stop.is_set():
-                return
-            lot, items = self._queue.take(s.batch_size, s.flush_interval)
+        queue = self._queue
+        while not self._stop.is_set():
+            lot, items = queue.take(s.batch_size, s.flush_interval)
             self._report_overflow()
             if lot is None:
-                self._slots.release()
+                if queue.closed:  # closed and empty: nothing more will come
+                    return
                 continue
-            first = True
             for count, body in self.prepare(items):
-                if not first and not self._acquire_slot():
-                    self.deliver(lot, count, body)  # stopping: hand it over synchronously
-                    continue
-                first = False
-                self._submit(lot, count, body)
-
-    def _acquire_slot(self) -> bool:
-        self._slots.acquire()
-        if self._stop.is_set():
-            self._slots.release()  # pass the stop wake-up on
-            return False
-        return True
-
-    def _submit(self, lot: Lot, count: int, body: bytes) -> None:
-        executor = self._executor
-        try:
-            if executor is None:
-                raise RuntimeError("no executor")
-            executor.submit(self._send, lot, count, body)
-        except RuntimeError:  # interpreter shutdown: cannot schedule new futures
-            try:
                 self.deliver(lot, count, body)
-            finally:
-                self._slots.release()
-
-    def _send(self, lot: Lot, count: int, body: bytes) -> None:
-        try:
-            self.deliver(lot, count, body)
-        finally:
-            self._slots.release()
 
     # -- shared with the synchronous drain --
 
