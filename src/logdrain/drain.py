@@ -47,9 +47,7 @@ class Drain:
         )
         for secret in settings.secrets(self._transport.proxy):  # the proxy may come from env
             self._reporter.add_secret(secret)
-        self._worker = Worker(
-            settings, self._queue, self._encoder, self._transport, self._reporter
-        )
+        self._worker = Worker(settings, self._queue, self._encoder, self._transport, self._reporter)
         self._close_lock = threading.Lock()
         self._closed = threading.Event()
         self._closing = False
