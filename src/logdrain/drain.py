@@ -35,7 +35,10 @@ class Drain:
             settings = _with_name(settings)
         self.settings: Settings = settings
         self._queue = RecordQueue(
-            settings.queue_size, settings.overflow, settings.block_timeout, settings.batch_size
+            settings.queue_size,
+            settings.overflow,
+            settings.block_timeout,
+            wake_at=max(settings.batch_size, settings.queue_size // 2),
         )
         self._encoder = Encoder(settings)
         self._reporter = Reporter(settings.name, settings.warn_interval)

@@ -134,7 +134,7 @@ class RecordQueue:
             self.removed += n
             self.in_flight += n
             self._open[id(lot)] = lot
-            if self._takers_waiting and len(items) >= self._wake_at:
+            if self._takers_waiting and len(items) >= max_items:
                 self._not_empty.notify()  # another full batch: wake another sender
             if self._overflow == "block":
                 self._not_full.notify_all()

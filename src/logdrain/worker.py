@@ -97,7 +97,9 @@ class Worker:
                 if queue.closed:  # closed and empty: nothing more will come
                     return
                 continue
-            for count, body in self.prepare(items):
+            bodies = self.prepare(items)
+            del items  # during an outage, hold the compact bodies only
+            for count, body in bodies:
                 self.deliver(lot, count, body)
 
     # -- shared with the synchronous drain --
