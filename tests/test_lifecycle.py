@@ -323,6 +323,34 @@ for i in range(3):
     assert collector.duplicates == 0
 
 
+def test_fork_child_sends_in_the_background(collector: Collector) -> None:
+    """A forked child's sender threads start on its first record: its records
+    go out within flush_interval, without a flush() or an exit."""
+    result = proc.run(
+        PRELUDE
+        + """
+h = logdrain.DrainHandler(flush_interval=0.1)
+log.addHandler(h)
+log.info("parent %d", 0)
+assert h.drain.flush(30)
+pid = os.fork()
+if pid == 0:
+    for i in range(3):
+        log.info("child %d", i)
+    deadline = time.monotonic() + 30
+    while h.drain.stats().delivered < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os._exit(0 if h.drain.stats().delivered == 3 else 1)
+_, status = os.waitpid(pid, 0)
+print("child status", os.waitstatus_to_exitcode(status))
+""",
+        LOGDRAIN_URL=collector.url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "child status 0" in result.stdout
+    assert len(_messages(collector, "child ")) == 3
+
+
 def test_multiprocessing_fork_child_records_arrive(collector: Collector) -> None:
     """A multiprocessing child (fork start method) delivers its records when it ends."""
     result = proc.run(

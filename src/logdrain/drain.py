@@ -75,6 +75,10 @@ class Drain:
         (a mapping, or a ``records.STDLIB`` / ``records.EVENT`` tuple)."""
         if not self._worker.started and not self._closing:
             self._worker.start()
+            if self._worker.started:
+                # From now on enqueue() is the queue's put() itself: one call
+                # less per record (undone in a forked child).
+                self.enqueue = self._queue.put
         return self._queue.put(item)
 
     # -- waiting --
@@ -156,6 +160,7 @@ class Drain:
 
     def _after_fork_in_child(self) -> None:
         """The child starts empty: no record of the parent's is sent twice."""
+        self.__dict__.pop("enqueue", None)  # the child's worker starts on first use
         self._queue.reset_after_fork()
         self._transport.reset_after_fork()
         self._worker.reset_after_fork()

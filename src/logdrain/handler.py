@@ -58,7 +58,6 @@ class DrainHandler(logging.Handler):
             self.drain = Drain(url, **options)
             self._owns_drain = True
         self.flush_timeout = self.drain.settings.flush_timeout
-        self._enqueue = self.drain.enqueue
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
@@ -75,11 +74,11 @@ class DrainHandler(logging.Handler):
             # what emit() does through stdlib_item(), without filter().
             try:
                 if record.exc_info or type(record.msg) is dict:
-                    self._enqueue(stdlib_item(record))
+                    self.drain.enqueue(stdlib_item(record))
                 else:
                     attrs = record.__dict__.copy()
                     attrs["args"] = None
-                    self._enqueue((STDLIB, attrs, record.getMessage()))
+                    self.drain.enqueue((STDLIB, attrs, record.getMessage()))
             except RecursionError:
                 raise
             except Exception:  # noqa: BLE001 - logging's contract: report, never raise
@@ -94,7 +93,7 @@ class DrainHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._enqueue(stdlib_item(record, self.formatter))
+            self.drain.enqueue(stdlib_item(record, self.formatter))
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise

@@ -25,11 +25,10 @@ class DrainProcessor:
     event has none, and ``exc_info`` becomes a formatted ``exception`` string.
     """
 
-    __slots__ = ("_enqueue", "drain")
+    __slots__ = ("drain",)
 
     def __init__(self, drain: Drain | None = None, **options: Any) -> None:
         self.drain = drain if drain is not None else Drain(**options)
-        self._enqueue = self.drain.enqueue
 
     def __repr__(self) -> str:
         return f"DrainProcessor({self.drain!r})"
@@ -46,7 +45,7 @@ class DrainProcessor:
         exc_info = snap.pop("exc_info", None)
         if exc_info:
             snap.setdefault("exception", _format_exc(exc_info))
-        self._enqueue((EVENT, snap, created))
+        self.drain.enqueue((EVENT, snap, created))
         return event_dict
 
 

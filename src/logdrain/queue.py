@@ -56,8 +56,7 @@ class RecordQueue:
         self._flush_waiters = 0
         self._urgent = False
         self._closed = False
-        self.appended = 0
-        self.removed = 0
+        self.removed = 0  # left the queue (taken or evicted); appended = removed + queued
         self.refused = 0  # submitted but never queued; submitted = appended + refused
         self.delivered = 0
         self.in_flight = 0
@@ -94,7 +93,6 @@ class RecordQueue:
                         self.dropped_overflow += 1
                     return False
             items.append(item)
-            self.appended += 1
             if self._takers_waiting and (len(items) >= self._wake_at or self._urgent):
                 self._not_empty.notify()
             return True
@@ -168,7 +166,7 @@ class RecordQueue:
     def mark(self) -> int:
         """A flush target: every record appended so far."""
         with self._lock:
-            return self.appended
+            return self.removed + len(self._items)
 
     def _done_up_to(self, target: int) -> bool:
         if self.removed < target:
@@ -235,7 +233,7 @@ class RecordQueue:
     def snapshot(self) -> DrainStats:
         with self._lock:
             return DrainStats(
-                submitted=self.appended + self.refused,
+                submitted=self.removed + len(self._items) + self.refused,
                 delivered=self.delivered,
                 queued=len(self._items),
                 in_flight=self.in_flight,
