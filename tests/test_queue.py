@@ -275,3 +275,41 @@ def test_abandoned_lot_settled_late_stays_balanced() -> None:
     snap = q.snapshot()
     assert (snap.delivered, snap.dropped_closed) == (3, 3)
     assert snap.balanced
+
+
+class _FakeClock:
+    """Stands in for the ``time`` module inside logdrain.queue."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_linger_counts_from_the_oldest_record_not_from_the_sender(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sender that starts waiting late does not restart the clock: the
+    records go out once the oldest is ``linger`` seconds old, so several idle
+    senders make one request per linger, not one each."""
+    import logdrain.queue
+
+    clock = _FakeClock(100.0)
+    monkeypatch.setattr(logdrain.queue, "time", clock)
+    q = RecordQueue(100, "drop_oldest", 1.0, wake_at=50)
+    assert q.take(10, linger=0.05) == (None, [])  # empty: waits, takes nothing
+    q.put("a")  # the clock starts at 100.0
+    clock.now = 100.04
+    q.put("b")
+    assert q.take(10, linger=0.05) == (None, [])  # oldest is 0.04 s old: not yet
+    clock.now = 100.06
+    lot, items = q.take(10, linger=0.05)  # due, whoever asks
+    assert lot is not None
+    assert items == ["a", "b"]
+    clock.now = 100.2
+    q.put("c")  # the queue was empty: a new clock starts at 100.2
+    clock.now = 100.22
+    assert q.take(10, linger=0.05) == (None, [])
+    clock.now = 100.26
+    assert q.take(10, linger=0.05)[1] == ["c"]

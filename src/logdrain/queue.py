@@ -53,6 +53,7 @@ class RecordQueue:
         self._items: deque[Any] = deque()
         self._open: dict[int, Lot] = {}
         self._takers_waiting = 0
+        self._oldest_at = 0.0  # when the queue last went from empty to not empty
         self._flush_waiters = 0
         self._urgent = False
         self._closed = False
@@ -92,6 +93,8 @@ class RecordQueue:
                     else:
                         self.dropped_overflow += 1
                     return False
+            if not items:
+                self._oldest_at = time.monotonic()  # starts the linger clock
             items.append(item)
             if self._takers_waiting and (len(items) >= self._wake_at or self._urgent):
                 self._not_empty.notify()
@@ -109,21 +112,26 @@ class RecordQueue:
     # -- consumer side (the sender threads) --
 
     def take(self, max_items: int, linger: float | None) -> tuple[Lot | None, list[Any]]:
-        """Take up to ``max_items``, waiting up to ``linger`` s for a full batch."""
+        """Take up to ``max_items`` records; with ``linger``, wait (once) for
+        a reason to: a full batch, ``wake_at`` records queued, a flush, a
+        close, or the oldest queued record being ``linger`` seconds old.
+        Returns no records when there is no reason yet.
+
+        The linger clock is the oldest record's age, shared by every sender,
+        so several idle senders still make one request per ``linger``, not
+        one each; and waiting while the queue is empty (even when urgent)
+        means a sender never spins."""
         with self._lock:
             items = self._items
-            # Linger for a full batch; when urgent (a flush), wait only while
-            # there is nothing at all, so a sender never spins.
-            if (
-                linger
-                and not self._closed
-                and (not items or (len(items) < max_items and not self._urgent))
-            ):
+            if linger and not self._closed and not self._due(max_items, linger):
+                timeout = linger if not items else self._oldest_at + linger - time.monotonic()
                 self._takers_waiting += 1
                 try:
-                    self._not_empty.wait(linger)
+                    self._not_empty.wait(max(timeout, 0.001))
                 finally:
                     self._takers_waiting -= 1
+                if not self._closed and not self._due(max_items, linger):
+                    return None, []
             n = min(len(items), max_items)
             if n == 0:
                 return None, []
@@ -137,6 +145,14 @@ class RecordQueue:
             if self._overflow == "block":
                 self._not_full.notify_all()
             return lot, batch
+
+    def _due(self, max_items: int, linger: float) -> bool:
+        n = len(self._items)
+        if n == 0:
+            return False
+        if n >= max_items or self._urgent:
+            return True
+        return time.monotonic() - self._oldest_at >= linger
 
     def settle(self, lot: Lot, count: int, outcome: Outcome) -> None:
         """Move ``count`` records of ``lot`` from in-flight to ``outcome``."""
