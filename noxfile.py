@@ -67,6 +67,13 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """Benchmarks: figures printed, not pass/fail."""
-    session.install(".[structlog]", "numpy")
+    """Benchmarks: figures printed, not pass/fail. The peers measured side by
+    side (benchmarks/compare.py) are installed here only: never dependencies."""
+    peers = [
+        "python-logstash-async==4.1.0",
+        "opentelemetry-sdk==1.45.2",
+        "opentelemetry-exporter-otlp-proto-http==1.45.2",
+        "seqlog==0.4.3",
+    ]
+    session.install(".[structlog,orjson]", "numpy", *peers)
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,8 +1,9 @@
 """Run every benchmark scenario, print the figures, write RESULTS.md.
 
-    python benchmarks/run.py                 # all scenarios (about 2-3 minutes)
+    python benchmarks/run.py                 # all scenarios (about 9 minutes; compare ~7)
     python benchmarks/run.py --only caller_cost,throughput
     python benchmarks/run.py --src /path/to/other/src --no-write --json /tmp/other.json
+    python benchmarks/run.py --only compare --quick --subjects logdrain,otel --scenarios flap
 
 Figures, not pass/fail: targets are shown next to what was measured. The
 exit status is non-zero only when a scenario crashed. Every measurement runs
@@ -12,6 +13,7 @@ in a fresh subprocess (see _util.py); every server is on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -25,7 +27,9 @@ from typing import Any
 import _util
 import breakdown
 import caller_cost
+import compare
 import outage_memory
+import scaling
 import throughput
 
 SCENARIOS: dict[str, tuple[str, Callable[[], dict[str, Any]], Callable[[Any], list[str]]]] = {
@@ -33,6 +37,8 @@ SCENARIOS: dict[str, tuple[str, Callable[[], dict[str, Any]], Callable[[Any], li
     "throughput": ("2. Throughput", throughput.run, throughput.report),
     "outage_memory": ("3. Outage memory", outage_memory.run, outage_memory.report),
     "breakdown": ("4. Where the time goes", breakdown.run, breakdown.report),
+    "compare": ("5. Side by side", compare.run, compare.report),
+    "scaling": ("6. Scaling: concurrency and processes", scaling.run, scaling.report),
 }
 
 _CALIBRATE = """
@@ -70,8 +76,10 @@ def summary(results: dict[str, Any]) -> list[str]:
         for key, label, target in (
             ("deque", "deque floor above NullHandler", "(+0.6 us in the issue)"),
             ("queue_handler", "QueueHandler above NullHandler", "(+5.5-8 us in the issue)"),
-            ("drain_handler", "DrainHandler above NullHandler", "<= 1.5 us"),
+            ("drain_handler", "DrainHandler above NullHandler, bursts of 5,000", "<= 1.5 us"),
             ("drain_handler_caller", "DrainHandler above NullHandler, worker not running", "-"),
+            ("queue_handler_sustained", "QueueHandler above NullHandler, sustained", "-"),
+            ("drain_handler_sustained", "DrainHandler above NullHandler, sustained", "-"),
             ("structlog_drain", "DrainProcessor above the same structlog chain", "-"),
         ):
             if key in rows:
@@ -140,6 +148,13 @@ def write_results(path: Path, info: dict[str, Any], results: dict[str, Any], met
     path.write_text("\n".join(out), encoding="utf-8")
 
 
+def _with_compare_options(args: argparse.Namespace) -> None:
+    """Bind --subjects/--scenarios/--quick to the compare scenario."""
+    title, _, report = SCENARIOS["compare"]
+    run = functools.partial(compare.run, args.subjects, args.scenarios, args.quick)
+    SCENARIOS["compare"] = (title, run, report)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="logdrain benchmarks")
     parser.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
@@ -147,7 +162,15 @@ def main() -> int:
     parser.add_argument("--results", default=str(_util.BENCH_DIR / "RESULTS.md"))
     parser.add_argument("--no-write", action="store_true", help="do not write --results")
     parser.add_argument("--json", help="also write the raw figures (and machine facts) here")
+    parser.add_argument("--subjects", help="compare only: comma-separated subjects")
+    parser.add_argument("--scenarios", help="compare only: comma-separated scenarios")
+    parser.add_argument("--quick", action="store_true", help="compare only: small counts")
     args = parser.parse_args()
+    try:
+        compare.check_names(args.subjects, args.scenarios)
+    except ValueError as exc:
+        parser.error(str(exc))
+    _with_compare_options(args)
     if args.src:
         os.environ[_util.SRC_ENV] = str(Path(args.src).resolve())
     chosen = list(SCENARIOS) if not args.only else [s.strip() for s in args.only.split(",")]
