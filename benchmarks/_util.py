@@ -98,7 +98,44 @@ def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
 
 
-class CollectorProcess:
+class StdioChild:
+    """A helper process driven over stdin/stdout: one command line in, one
+    JSON line out. Subclasses start ``self._proc`` and add the commands."""
+
+    _proc: subprocess.Popen[str]
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{type(self).__name__}: process exited")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def _ask(self, *words: object) -> dict[str, Any]:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(" ".join(map(str, words)) + "\n")
+        self._proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
+                self._ask("quit")
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CollectorProcess(StdioChild):
     """``logdrain.testing.Collector`` in its own process on 127.0.0.1.
 
     The collector parses JSON and stores every record; in the measured
@@ -119,20 +156,6 @@ class CollectorProcess:
         hello = self._read()
         self.url: str = hello["url"]
 
-    def _read(self) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError("collector process exited")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    def _ask(self, *words: object) -> dict[str, Any]:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(" ".join(map(str, words)) + "\n")
-        self._proc.stdin.flush()
-        return self._read()
-
     def count(self) -> int:
         return int(self._ask("count")["count"])
 
@@ -144,21 +167,33 @@ class CollectorProcess:
     def stats(self) -> dict[str, Any]:
         return self._ask("stats")
 
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            with contextlib.suppress(OSError, RuntimeError, ValueError):
-                self._ask("quit")
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
 
-    def __enter__(self) -> CollectorProcess:
-        return self
+class PeakRss:
+    """Peak RSS growth of this process from ``start()`` to ``result()``:
+    VmHWM reset to the current RSS at the start where the kernel allows
+    (``/proc/self/clear_refs``), else VmHWM after minus VmRSS before; plus
+    the ``ru_maxrss`` growth alongside."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def start(self) -> None:
+        import resource
+
+        self.rss_before = proc_status_kib("VmRSS") or 0
+        self.maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.reset = reset_peak_rss()
+        self.hwm_before = proc_status_kib("VmHWM") or 0
+
+    def result(self) -> dict[str, Any]:
+        import resource
+
+        hwm_after = proc_status_kib("VmHWM") or 0
+        return {
+            "peak_reset": self.reset,
+            "rss_before_kib": self.rss_before,
+            "hwm_after_kib": hwm_after,
+            "peak_growth_kib": hwm_after - (self.hwm_before if self.reset else self.rss_before),
+            "ru_maxrss_growth_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            - self.maxrss_before,
+        }
 
 
 def unused_port() -> int:

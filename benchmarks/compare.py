@@ -205,31 +205,23 @@ def _m_throughput(p: Params, peer: subjects.Peer, emit: Emit) -> None:
 
 
 def _m_outage(p: Params, peer: subjects.Peer, emit: Emit) -> None:
-    import resource
 
     info = _bench_logger(peer.handler, "bench.subject")
     info("warm %d", -1, extra={"user": "u", "n": -1})  # start the worker threads first
     time.sleep(0.2)
     gc.collect()
-    rss_before = _util.proc_status_kib("VmRSS") or 0
-    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    reset = _util.reset_peak_rss()
-    hwm_before = _util.proc_status_kib("VmHWM") or 0
+    peak = _util.PeakRss()
+    peak.start()
     t0 = time.monotonic()
     logged = _log_until(info, p.outage_records, t0 + p.outage_cap)
     elapsed = time.monotonic() - t0
-    hwm_after = _util.proc_status_kib("VmHWM") or 0
     emit(
         "result",
         logged=logged,
         cut=logged < p.outage_records,
         elapsed_s=elapsed,
         per_call_us=elapsed / logged * 1e6,
-        peak_reset=reset,
-        rss_before_kib=rss_before,
-        hwm_after_kib=hwm_after,
-        peak_growth_kib=hwm_after - (hwm_before if reset else rss_before),
-        ru_maxrss_growth_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - maxrss_before,
+        **peak.result(),
     )
 
 

@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlencode, urlsplit
 
+import _util
+
 MODES = ("up", "503", "hang", "down")
 _SEQ_SUFFIXES = ("/api/events/raw", "/ingest/clef")
 _MESSAGE_KEYS = ("message", "MessageTemplate", "RenderedMessage", "@m", "@mt", "msg")
@@ -476,7 +478,7 @@ def _serve_main(max_life: float) -> None:
 # -- the parent's handle --
 
 
-class CollectorClient:
+class CollectorClient(_util.StdioChild):
     """A collector process driven over stdin/stdout (see the module docstring)."""
 
     def __init__(self, env: dict[str, str], max_life: float = 1800.0) -> None:
@@ -491,20 +493,9 @@ class CollectorClient:
         self.port = int(self._read()["port"])
         self.base = f"http://127.0.0.1:{self.port}"
 
-    def _read(self) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError("collector process exited")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
     def _ask(self, *words: object) -> dict[str, Any]:
-        assert self._proc.stdin is not None
-        with self._lock:
-            self._proc.stdin.write(" ".join(map(str, words)) + "\n")
-            self._proc.stdin.flush()
-            return self._read()
+        with self._lock:  # several threads of the orchestrator may ask
+            return super()._ask(*words)
 
     def mode(self, mode: str) -> float:
         """Switch mode; the monotonic time at which the collector did."""
@@ -515,22 +506,6 @@ class CollectorClient:
 
     def tally(self, tag: str) -> dict[str, Any]:
         return self._ask("tally", tag)
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            with contextlib.suppress(OSError, RuntimeError, ValueError):
-                self._ask("quit")
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-
-    def __enter__(self) -> CollectorClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- capacity: a raw client per subject's request shape --

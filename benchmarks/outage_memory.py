@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import resource
 import sys
 import time
 from typing import Any
@@ -41,10 +40,8 @@ def _measure() -> dict[str, Any]:
     info("warm %d", 0, extra={"user": "u", "n": 0})
     time.sleep(0.2)
     gc.collect()
-    rss_before = _util.proc_status_kib("VmRSS") or 0
-    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    reset = _util.reset_peak_rss()
-    hwm_before = _util.proc_status_kib("VmHWM") or 0
+    peak = _util.PeakRss()
+    peak.start()
     deadline = time.monotonic() + TIME_LIMIT
     logged = 0
     t0 = time.monotonic()
@@ -55,22 +52,16 @@ def _measure() -> dict[str, Any]:
         if time.monotonic() > deadline:
             break
     elapsed = time.monotonic() - t0
-    hwm_after = _util.proc_status_kib("VmHWM") or 0
+    memory = peak.result()
     rss_after = _util.proc_status_kib("VmRSS") or 0
-    maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stats = handler.drain.stats()
     handler.drain.close(0.5)
-    growth = hwm_after - (hwm_before if reset else rss_before)
     return {
         "logged": logged,
         "elapsed_s": elapsed,
         "per_call_us": elapsed / logged * 1e6,
-        "peak_reset": reset,
-        "rss_before_kib": rss_before,
-        "hwm_after_kib": hwm_after,
+        **memory,
         "rss_after_kib": rss_after,
-        "peak_growth_kib": growth,
-        "ru_maxrss_growth_kib": maxrss_after - maxrss_before,
         "stats": stats.as_dict(),
     }
 
