@@ -147,9 +147,12 @@ def run(maxsize: int, policy: str, ops: list[tuple[str, int, int]]) -> tuple[Rec
             count = b % target.remaining + 1
             outcome = OUTCOMES[b % len(OUTCOMES)]
             q.settle(target.lot, count, outcome)  # type: ignore[arg-type]
-            if target.abandoned:
+            # An abandoned lot stays dropped_closed, unless it arrived after all.
+            if not target.abandoned:
+                m.counts[outcome] += count
+            elif outcome == "delivered":
                 m.counts["dropped_closed"] -= count
-            m.counts[outcome] += count
+                m.counts[outcome] += count
             target.remaining -= count
             m.settled_requests += 1  # every settle is one request's final outcome
         elif op == "close":
@@ -298,8 +301,16 @@ def test_linger_counts_from_the_oldest_record_not_from_the_sender(
     clock = _FakeClock(100.0)
     monkeypatch.setattr(logdrain.queue, "time", clock)
     q = RecordQueue(100, "drop_oldest", 1.0, wake_at=50)
-    assert q.take(10, linger=0.05) == (None, [])  # empty: waits, takes nothing
+    # Empty: a sender waits (with no timeout: an idle drain has no wake-ups)
+    # until the first record arrives, then takes nothing yet.
+    first: list[object] = []
+    waiter = threading.Thread(target=lambda: first.append(q.take(10, linger=0.05)))
+    waiter.start()
+    while not q._takers_idle and waiter.is_alive():
+        time.sleep(0.001)
     q.put("a")  # the clock starts at 100.0
+    waiter.join(30)
+    assert first == [(None, [])]
     clock.now = 100.04
     q.put("b")
     assert q.take(10, linger=0.05) == (None, [])  # oldest is 0.04 s old: not yet

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import lifecycle
+from . import lifecycle, prefork
 from .config import Settings, resolve
 from .encode import Encoder
 from .queue import RecordQueue
@@ -51,11 +51,16 @@ class Drain:
         for secret in settings.secrets(self._transport.proxy):  # the proxy may come from env
             self._reporter.add_secret(secret)
         self._worker = Worker(settings, self._queue, self._encoder, self._transport, self._reporter)
-        self._close_lock = threading.Lock()
+        # Reentrant: a signal handler may close (or log) while this thread
+        # is inside close() already.
+        self._close_lock = threading.RLock()
         self._closed = threading.Event()
-        self._closing = False
+        self._closing = False  # no new records (begin_close)
+        self._finishing = False  # a close() waits for the outcome and releases it all
+        self._close_target = 0
         self._close_result = False
         lifecycle.register(self)
+        prefork.install()
 
     def __repr__(self) -> str:
         parts = urlsplit(self.settings.url)
@@ -105,12 +110,20 @@ class Drain:
         seconds (default: ``shutdown_timeout``), then release threads and
         connections. What could not be delivered by then is counted as
         ``dropped_closed`` and reported in one stderr line. Idempotent;
-        True when nothing was left undelivered for lack of time."""
+        returns by the deadline, True when nothing was left undelivered for
+        lack of time.
+
+        The calling thread only waits: the sender threads deliver (the closed
+        queue no longer lingers), so nothing slow (a trickling collector, a
+        hung ``token_provider``, a record's slow ``__repr__``) runs on the
+        thread that closes, and at the deadline every socket is shut. Work
+        that cannot be interrupted is left on its daemon thread."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + max(0.0, timeout)
         with self._close_lock:
-            first = not self._closing
-            self._closing = True
+            self.begin_close(deadline)
+            first = not self._finishing
+            self._finishing = True
         if not first:
             done = self._closed.wait(max(0.0, deadline - time.monotonic()))
             return done and self._close_result
@@ -121,14 +134,26 @@ class Drain:
             self._closed.set()
             lifecycle.unregister(self)
 
+    def begin_close(self, deadline: float) -> None:
+        """Refuse new records and let the senders ship the rest, now, with
+        ``deadline`` as the hard end of every retry and request (idempotent:
+        the first deadline stands). ``close`` waits for the outcome; the exit
+        hook begins every drain's close before waiting on any."""
+        with self._close_lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._close_target = self._queue.mark()
+            self._transport.deadline = deadline
+            self._queue.close()
+
     def _close(self, deadline: float) -> bool:
-        target = self._queue.mark()
-        self._queue.close()
-        self._transport.deadline = deadline
-        # The sender threads keep draining (the closed queue no longer
-        # lingers); this thread helps, and is the only one if none started.
-        self._worker.drain_sync(deadline)
-        complete = self._queue.wait_done(target, deadline)
+        if not self._worker.started:
+            self._worker.start()  # records queued before a fork, say; may fail at exit
+        if self._worker.alive():
+            complete = self._queue.wait_done(self._close_target, deadline)
+        else:  # no sender to wait for: what is queued cannot ship
+            complete = self._queue.done_up_to(self._close_target)
         self._worker.stop()
         abandoned = 0
         if not complete:
@@ -164,9 +189,10 @@ class Drain:
         self._queue.reset_after_fork()
         self._transport.reset_after_fork()
         self._worker.reset_after_fork()
-        self._close_lock = threading.Lock()
+        self._close_lock = threading.RLock()
         self._closed = threading.Event()
         if self._closing:
+            self._finishing = True
             self._queue.close()
             self._closed.set()
 

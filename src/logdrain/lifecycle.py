@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 # Strong references: an open Drain is a resource that holds records, so it stays
 # reachable until closed (by you, by its handler, or at exit), never lost to GC.
 _live: set[Drain] = set()
-_lock = threading.Lock()
+# Reentrant: a signal handler runs between two bytecodes of the main thread,
+# possibly while it holds this lock, and may reach it again (logging, closing).
+_lock = threading.RLock()
 
 
 def live_drains() -> list[Drain]:
@@ -47,12 +49,18 @@ def live_drains() -> list[Drain]:
 
 
 def register(drain: Drain) -> None:
+    """Track ``drain`` until it is closed; all or nothing: if a hook cannot
+    be installed, the drain is not left registered half-built."""
     with _lock:
         _live.add(drain)
-    if drain.settings.capture_crashes:
-        install_crash_hooks()
-    if drain.settings.flush_on_signals:
-        install_signal_handlers(drain, drain.settings.flush_on_signals)
+    try:
+        if drain.settings.capture_crashes:
+            install_crash_hooks()
+        if drain.settings.flush_on_signals:
+            install_signal_handlers(drain, drain.settings.flush_on_signals)
+    except BaseException:
+        unregister(drain)
+        raise
 
 
 def unregister(drain: Drain) -> None:
@@ -65,24 +73,18 @@ def unregister(drain: Drain) -> None:
 
 
 def _close_all_at_exit() -> None:
+    """Close every live drain under one deadline: first every drain stops
+    taking records and its senders start shipping the rest (in parallel,
+    on threads that already run: a thread may not start this late), then
+    this thread waits for each in turn, never longer than the deadline."""
     drains = live_drains()
     if not drains:
         return
-    start = time.monotonic()
-    budget = min(d.settings.shutdown_timeout for d in drains)
-    deadline = start + budget
-    # Close concurrently so one slow destination cannot eat another's budget.
-    closers = []
-    for drain in drains[1:]:
-        t = threading.Thread(target=drain.close, args=(budget,), daemon=True)
-        try:
-            t.start()
-            closers.append(t)
-        except RuntimeError:
-            drain.close(max(0.0, deadline - time.monotonic()))
-    drains[0].close(budget)
-    for t in closers:
-        t.join(max(0.0, deadline - time.monotonic()))
+    deadline = time.monotonic() + min(d.settings.shutdown_timeout for d in drains)
+    for drain in drains:
+        drain.begin_close(deadline)
+    for drain in drains:
+        drain.close(max(0.0, deadline - time.monotonic()))
 
 
 def _register_exit_hook() -> None:
@@ -100,7 +102,7 @@ def _register_exit_hook() -> None:
 
 def _after_fork_in_child() -> None:
     global _lock  # noqa: PLW0603 - the parent's lock may be held by a thread that is gone
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     for drain in list(_live):
         drain._after_fork_in_child()
 

@@ -53,6 +53,7 @@ class RecordQueue:
         self._items: deque[Any] = deque()
         self._open: dict[int, Lot] = {}
         self._takers_waiting = 0
+        self._takers_idle = 0  # of those, waiting on an empty queue
         self._oldest_at = 0.0  # when the queue last went from empty to not empty
         self._flush_waiters = 0
         self._urgent = False
@@ -95,6 +96,10 @@ class RecordQueue:
                     return False
             if not items:
                 self._oldest_at = time.monotonic()  # starts the linger clock
+                items.append(item)
+                if self._takers_idle or (self._takers_waiting and self._urgent):
+                    self._not_empty.notify()  # a sender waiting on an empty queue
+                return True
             items.append(item)
             if self._takers_waiting and (len(items) >= self._wake_at or self._urgent):
                 self._not_empty.notify()
@@ -124,12 +129,17 @@ class RecordQueue:
         with self._lock:
             items = self._items
             if linger and not self._closed and not self._due(max_items, linger):
-                timeout = linger if not items else self._oldest_at + linger - time.monotonic()
+                idle = not items  # wait for the first record, however long: no wake-ups
                 self._takers_waiting += 1
+                self._takers_idle += idle
                 try:
-                    self._not_empty.wait(max(timeout, 0.001))
+                    if idle:
+                        self._not_empty.wait()
+                    else:
+                        self._not_empty.wait(max(self._oldest_at + linger - time.monotonic(), 0.001))
                 finally:
                     self._takers_waiting -= 1
+                    self._takers_idle -= idle
                 if not self._closed and not self._due(max_items, linger):
                     return None, []
             n = min(len(items), max_items)
@@ -157,11 +167,13 @@ class RecordQueue:
     def settle(self, lot: Lot, count: int, outcome: Outcome) -> None:
         """Move ``count`` records of ``lot`` from in-flight to ``outcome``."""
         with self._lock:
-            if lot.abandoned:
-                self.dropped_closed -= count
-            else:
+            if not lot.abandoned:
                 self.in_flight -= count
-            setattr(self, outcome, getattr(self, outcome) + count)
+                setattr(self, outcome, getattr(self, outcome) + count)
+            elif outcome == "delivered":  # it made it after all: that is where it belongs
+                self.dropped_closed -= count
+                self.delivered += count
+            # else: abandoned at the close deadline, counted dropped_closed, and it stays
             lot.remaining -= count
             self.batches += 1  # one request's final outcome
             if lot.remaining <= 0:
@@ -183,6 +195,11 @@ class RecordQueue:
         """A flush target: every record appended so far."""
         with self._lock:
             return self.removed + len(self._items)
+
+    def done_up_to(self, target: int) -> bool:
+        """True when every record up to ``target`` has a final outcome."""
+        with self._lock:
+            return self._done_up_to(target)
 
     def _done_up_to(self, target: int) -> bool:
         if self.removed < target:

@@ -13,31 +13,46 @@ import contextlib
 import email.utils
 import random
 import re
-import socket
 import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
 import requests.auth
 import tenacity
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from . import __about__
 from .config import Settings, mask_url
 from .errors import DeliveryError, PermanentError, TransientError
 from .trust import build_ssl_context, select_proxy
+from .watchdog import Watchdog, shut, tracking_pools
 
 _TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})([^'\"),]*)")
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 BODY_EXCERPT = 200
+#: Bytes of an answer's body read at most (counted before any decoding): an
+#: excerpt is all the status-only verdict needs. Beyond it the connection is
+#: dropped instead of read to its end (a 200 MB or endless answer costs this).
+RESPONSE_CAP = 64 * 1024
+DEFAULT_REQUEST_TIMEOUT = 30.0
+
+
+class Answer(NamedTuple):
+    """What a verdict is made from: the status, the headers and the start of
+    the body (``complete`` when the whole body fit and arrived)."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+    complete: bool
 
 
 class Aborted(DeliveryError):
@@ -65,29 +80,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _tracking_pools(registry: weakref.WeakSet[Any]) -> dict[str, type[HTTPConnectionPool]]:
-    """Pool classes whose connections register themselves, so ``abort`` can
-    shut a socket that another thread is blocked reading."""
-
-    class Conn(HTTPConnection):
-        def connect(self) -> None:
-            super().connect()
-            registry.add(self)
-
-    class TlsConn(HTTPSConnection):
-        def connect(self) -> None:
-            super().connect()
-            registry.add(self)
-
-    class Pool(HTTPConnectionPool):
-        ConnectionCls = Conn
-
-    class TlsPool(HTTPSConnectionPool):
-        ConnectionCls = TlsConn
-
-    return {"http": Pool, "https": TlsPool}
-
-
 class _Adapter(HTTPAdapter):
     """One retry layer (urllib3's retries off), sockets tracked for ``abort``,
     and logdrain's own SSLContext on every pool, so no ``verify=`` value (and no
@@ -96,7 +88,7 @@ class _Adapter(HTTPAdapter):
     def __init__(
         self, registry: weakref.WeakSet[Any], pool_size: int, ssl_context: ssl.SSLContext
     ) -> None:
-        self._pool_classes = _tracking_pools(registry)
+        self._pool_classes = tracking_pools(registry)
         self._ssl_context = ssl_context
         super().__init__(
             pool_connections=1,
@@ -175,8 +167,14 @@ class Transport:
         content_type: str,
         on_retry: Callable[[], None],
         on_secret: Callable[[str], None] = lambda value: None,
+        response_cap: int = RESPONSE_CAP,
     ) -> None:
         self._s = settings
+        self._response_cap = response_cap
+        self._request_timeout = float(
+            getattr(settings, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
+        )
+        self._watchdog = Watchdog(settings.name)
         self._on_retry = on_retry
         self._on_secret = on_secret
         self._content_type = content_type
@@ -202,6 +200,7 @@ class Transport:
         session.proxies.update(self._proxies)
         session.headers["User-Agent"] = f"logdrain/{__about__.__version__}"
         session.headers["Content-Type"] = self._content_type
+        session.headers["Accept-Encoding"] = "identity"  # answers are counted in raw bytes
         session.headers.update(self._s.headers)
         if isinstance(self._s.auth, tuple):
             session.auth = requests.auth.HTTPBasicAuth(*self._s.auth)
@@ -222,10 +221,13 @@ class Transport:
                     token = provider()
                 except Exception as exc:  # noqa: BLE001 - any provider failure is transient
                     raise TransientError(f"token_provider failed: {type(exc).__name__}") from None
-                if not isinstance(token, str) or not token:
+                if not isinstance(token, str) or not token.strip():
                     raise PermanentError("token_provider returned no token (expected a string)")
+                token = token.strip()  # read from a file, it often ends in a newline
+                self._on_secret(token)  # redacted before anything can show it
+                if not token.isprintable():
+                    raise PermanentError("token_provider returned a token with control characters")
                 self._token = token
-                self._on_secret(token)  # the reporter redacts every token handed out
             return {"Authorization": f"Bearer {self._token}"}
 
     def reset_after_fork(self) -> None:
@@ -233,6 +235,7 @@ class Transport:
         self.abort_event = threading.Event()
         self.deadline = None
         self._sockets = weakref.WeakSet()
+        self._watchdog = Watchdog(self._s.name)
         self._token_lock = threading.Lock()
         self._outage_until = 0.0
         self.session = self._new_session()
@@ -254,17 +257,37 @@ class Transport:
 
         With a ``token_provider``, a 401 fetches a fresh token and tries once
         more before the batch counts as rejected."""
-        response = self._post(body, batch_id, self._bearer())
-        if response.status_code == 401 and self._s.token_provider is not None:
-            response.close()
-            response = self._post(body, batch_id, self._bearer(refresh=True))
-        self._judge(response)
+        answer = self._attempt(body, batch_id, self._bearer())
+        if answer.status == 401 and self._s.token_provider is not None:
+            answer = self._attempt(body, batch_id, self._bearer(refresh=True))
+        self._judge(answer)
 
-    def _post(self, body: bytes, batch_id: str, auth: dict[str, str]) -> requests.Response:
+    def _attempt(self, body: bytes, batch_id: str, auth: dict[str, str]) -> Answer:
+        """One request under one total deadline (``request_timeout``, and
+        never past the close deadline): status, headers and at most
+        ``response_cap`` bytes of the body."""
         remaining = self._remaining()
-        connect, read = self._s.connect_timeout, self._s.read_timeout
-        if remaining is not None:
-            connect, read = min(connect, remaining), min(read, remaining)
+        total = self._request_timeout if remaining is None else min(self._request_timeout, remaining)
+        attempt = self._watchdog.begin(time.monotonic() + total)
+        try:
+            try:
+                response = self._post(body, batch_id, auth, total)
+                return self._read_answer(response)
+            except TransientError:
+                if attempt.expired:
+                    raise self._expired(total) from None
+                raise
+        finally:
+            self._watchdog.end(attempt)
+
+    def _expired(self, total: float) -> TransientError:
+        self._remaining()  # the close deadline: Aborted, not a transient failure
+        return TransientError(f"no complete answer within request_timeout ({total:.3g} s)")
+
+    def _post(
+        self, body: bytes, batch_id: str, auth: dict[str, str], total: float
+    ) -> requests.Response:
+        connect, read = min(self._s.connect_timeout, total), min(self._s.read_timeout, total)
         try:
             return self.session.post(
                 self._s.url,
@@ -272,8 +295,10 @@ class Transport:
                 headers={self._s.batch_id_header: batch_id, **auth},
                 timeout=(connect, read),
                 allow_redirects=False,
+                stream=True,  # the body is read below, bounded
             )
         except requests.exceptions.SSLError as exc:
+            self._remaining()
             raise PermanentError(f"TLS failure: {_exc_line(exc)}") from None
         except requests.exceptions.ProxyError as exc:
             tunnel = _TUNNEL_REFUSED.search(str(exc))
@@ -289,28 +314,65 @@ class Transport:
         except (requests.ConnectionError, requests.Timeout) as exc:
             self._remaining()  # an abort shows up as a connection error: report it as one
             raise TransientError(_exc_line(exc)) from None
+        except requests.exceptions.ChunkedEncodingError as exc:
+            self._remaining()
+            raise TransientError(_exc_line(exc)) from None
         except requests.RequestException as exc:
+            self._remaining()
             raise PermanentError(_exc_line(exc)) from None
 
-    def _judge(self, response: requests.Response) -> None:
-        with response:
-            status = response.status_code
-            excerpt = "" if 200 <= status < 300 else _excerpt(response)
-            if 200 <= status < 300:
-                return
-            if status in TRANSIENT_STATUSES:
-                raise TransientError(
-                    response.reason or "transient",
-                    status,
-                    excerpt,
-                    parse_retry_after(response.headers.get("Retry-After")),
-                )
-            reason = response.reason or "rejected"
-            if status == 407:
-                given = bool(self.proxy and urlsplit(self.proxy).password is not None)
-                verdict = "refused the credentials" if given else "wants credentials"
-                reason = f"proxy {self.proxy_shown} {verdict} (407); check user:pass in proxy="
-            raise PermanentError(reason, status, excerpt)
+    def _read_answer(self, response: requests.Response) -> Answer:
+        """Read at most ``response_cap`` raw bytes of the body (``identity``
+        was asked for; a compressed answer is still counted before it is
+        inflated). The connection is kept only when the whole body fit and
+        arrived."""
+        raw = response.raw
+        cap = self._response_cap
+        complete = False
+        data = b""
+        try:
+            data = raw.read(cap + 1, decode_content=False)
+            complete = len(data) <= cap
+        except Exception:  # noqa: BLE001 - a body cut off or reset: the status still stands
+            complete = False
+        finally:
+            if not complete:
+                conn = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+                shut(conn)
+                with contextlib.suppress(Exception):
+                    raw.close()
+            with contextlib.suppress(Exception):
+                raw.release_conn()
+        self._remaining()
+        encoding = response.headers.get("Content-Encoding", "")
+        return Answer(
+            response.status_code,
+            response.reason or "",
+            response.headers,
+            _inflate(data[:cap], encoding, cap),
+            complete,
+        )
+
+    def _judge(self, answer: Answer) -> None:
+        """The status-only verdict: 2xx delivered, TRANSIENT_STATUSES retried,
+        anything else rejected. The body is only quoted."""
+        status = answer.status
+        if 200 <= status < 300:
+            return
+        excerpt = _excerpt(answer.body)
+        if status in TRANSIENT_STATUSES:
+            raise TransientError(
+                answer.reason or "transient",
+                status,
+                excerpt,
+                parse_retry_after(answer.headers.get("Retry-After")),
+            )
+        reason = answer.reason or "rejected"
+        if status == 407:
+            given = bool(self.proxy and urlsplit(self.proxy).password is not None)
+            verdict = "refused the credentials" if given else "wants credentials"
+            reason = f"proxy {self.proxy_shown} {verdict} (407); check user:pass in proxy="
+        raise PermanentError(reason, status, excerpt)
 
     # -- the retry policy --
 
@@ -362,19 +424,29 @@ class Transport:
         """Cut backoff sleeps short and shut every open socket."""
         self.abort_event.set()
         for conn in list(self._sockets):
-            sock = getattr(conn, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            shut(conn)
 
     def close(self) -> None:
+        self._watchdog.close()
         self.session.close()
 
 
-def _excerpt(response: requests.Response) -> str:
+def _excerpt(body: bytes) -> str:
     """The start of a refusal's body, on one line, for the stderr report."""
-    text = response.content[: BODY_EXCERPT * 4].decode("utf-8", "replace")
+    text = body[: BODY_EXCERPT * 4].decode("utf-8", "replace")
     return " ".join(text.split())[:BODY_EXCERPT]
+
+
+def _inflate(data: bytes, encoding: str, cap: int) -> bytes:
+    """``data`` decoded per ``Content-Encoding`` (gzip, deflate), at most
+    ``cap`` bytes out: a small compressed answer cannot inflate past it."""
+    encoding = encoding.strip().lower()
+    if encoding not in ("gzip", "x-gzip", "deflate") or not data:
+        return data
+    try:
+        return zlib.decompressobj(wbits=47).decompress(data, cap)  # gzip or zlib header
+    except zlib.error:
+        return data
 
 
 def _exc_line(exc: BaseException) -> str:

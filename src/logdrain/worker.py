@@ -17,7 +17,6 @@ exit hook) stops them within its deadline.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -28,6 +27,12 @@ from .errors import PermanentError, TransientError
 from .queue import Lot, Outcome, RecordQueue
 from .report import Reporter
 from .transport import Aborted, Transport
+
+#: How long a forked child's senders let records linger at most: a prefork
+#: worker (gunicorn, Celery's pool) may end with ``os._exit``, where no hook
+#: runs, so what it logged in about its last FORKED_LINGER seconds is all it
+#: can lose. Costs at most 1/FORKED_LINGER requests a second per child.
+FORKED_LINGER = 0.1
 
 
 class Worker:
@@ -54,16 +59,24 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._seen_overflow = 0
         self.started = False
+        self.linger = self._s.flush_interval
 
-    reset_after_fork = _reset
+    def reset_after_fork(self) -> None:
+        self._reset()
+        self.linger = min(self._s.flush_interval, FORKED_LINGER)
 
     # -- lifecycle --
 
     def start(self) -> None:
-        """Start the sender threads (idempotent). At interpreter shutdown a
-        thread may not start: records then stay queued for the synchronous
-        drain."""
-        with self._start_lock:
+        """Start the sender threads (idempotent). Never waits: a start already
+        under way (on another thread, or on this one when a signal handler
+        logs in the middle of it) is left to finish, and the record that
+        called this stays queued for the threads it starts. At interpreter
+        shutdown a thread may not start: records then stay queued, and
+        ``close`` counts them ``dropped_closed`` at once."""
+        if not self._start_lock.acquire(blocking=False):
+            return
+        try:
             if self.started or self._stop.is_set():
                 return
             for i in range(self._s.concurrency):
@@ -76,33 +89,60 @@ class Worker:
                     break
                 self._threads.append(thread)
             self.started = bool(self._threads)
+        finally:
+            self._start_lock.release()
+
+    def alive(self) -> bool:
+        """True while at least one sender thread runs."""
+        return any(thread.is_alive() for thread in self._threads)
 
     def stop(self) -> None:
         """Let the sender threads end: each finishes the batch it holds (its
         retries bounded by the transport's deadline) and takes no other."""
-        with self._start_lock:
-            self._stop.set()
+        self._stop.set()
         self._queue.wake()
 
     # -- the loop --
 
     def _run(self) -> None:
+        """A sender thread: nothing a record, a collector or a user callback
+        does ends it. Anything that escapes a batch is reported (once per
+        kind of failure and ``warn_interval``), the batch is accounted as
+        ``failed``, and the thread carries on as a fresh sender."""
         guard.mark_thread()
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except BaseException as exc:  # noqa: BLE001 - a sender must never die
+                self._reporter.warn(
+                    "sender",
+                    f"a sender thread hit {type(exc).__name__}: {_safe_text(exc)}; "
+                    "its batch is counted as failed and the sender carries on",
+                )
+                self._stop.wait(0.05)  # never a busy loop, whatever keeps failing
+            else:
+                return
+
+    def _loop(self) -> None:
         s = self._s
         queue = self._queue
         while not self._stop.is_set():
-            lot, items = queue.take(s.batch_size, s.flush_interval)
+            lot, items = queue.take(s.batch_size, self.linger)
             self._report_overflow()
             if lot is None:
                 if queue.closed:  # closed and empty: nothing more will come
                     return
                 continue
-            bodies = self.prepare(items)
-            del items  # during an outage, hold the compact bodies only
-            for count, body in bodies:
-                self.deliver(lot, count, body)
+            try:
+                bodies = self.prepare(items)
+                del items  # during an outage, hold the compact bodies only
+                for count, body in bodies:
+                    self.deliver(lot, count, body)
+            finally:
+                if lot.remaining > 0:  # something escaped: nothing of it stays in flight
+                    queue.settle(lot, lot.remaining, "failed")
 
-    # -- shared with the synchronous drain --
+    # -- one batch --
 
     def prepare(self, items: list[Any]) -> list[tuple[int, bytes]]:
         """Encode records and cut them into bodies of at most ``batch_bytes``."""
@@ -150,27 +190,22 @@ class Worker:
             outcome = "dropped_closed"
         except PermanentError as exc:
             outcome = "rejected"
-            self._reporter.warn(
-                "rejected", f"{count} record(s) rejected, not retried: {exc.describe()}"
-            )
+            if not lot.abandoned:  # abandoned: counted dropped_closed, and it stays there
+                self._reporter.warn(
+                    "rejected", f"{count} record(s) rejected, not retried: {exc.describe()}"
+                )
         except TransientError as exc:
-            self._reporter.warn(
-                "failed", f"gave up on {count} record(s) after retries: {exc.describe()}"
-            )
+            if not lot.abandoned:
+                self._reporter.warn(
+                    "failed", f"gave up on {count} record(s) after retries: {exc.describe()}"
+                )
         except Exception as exc:  # noqa: BLE001 - the sender must survive anything
-            self._reporter.warn("failed", f"{count} record(s) failed: {type(exc).__name__}: {exc}")
+            if not lot.abandoned:
+                self._reporter.warn(
+                    "failed", f"{count} record(s) failed: {type(exc).__name__}: {_safe_text(exc)}"
+                )
         finally:
             self._queue.settle(lot, count, outcome)
-
-    def drain_sync(self, deadline: float) -> None:
-        """Ship whatever is queued on the calling thread until ``deadline``."""
-        with guard.sending():
-            while time.monotonic() < deadline:
-                lot, items = self._queue.take(self._s.batch_size, None)
-                if lot is None:
-                    return
-                for count, body in self.prepare(items):
-                    self.deliver(lot, count, body)
 
     def _report_overflow(self) -> None:
         dropped = self._queue.dropped_overflow
@@ -182,3 +217,12 @@ class Worker:
                 f"{fresh} record(s) dropped, {dropped} in total",
             ):
                 self._seen_overflow = dropped
+
+
+def _safe_text(exc: BaseException) -> str:
+    """``str(exc)`` on one line, shortened; never raises."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile exception's __str__
+        return "<unprintable>"
+    return " ".join(text.split())[:300]
