@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from logdrain import ConfigError, Drain, Settings
-from logdrain.config import resolve
+from logdrain.config import DEFAULT_REQUEST_TIMEOUT, resolve
 from logdrain.testing import Collector
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,7 +30,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"concurrency": 0}, "concurrency", "raise it"),
     ({"concurrency": 65}, "concurrency", "at most 64"),
     ({"max_attempts": 0}, "max_attempts", "use 1 to never retry"),
-    ({"flush_interval": 0}, "flush_interval", "seconds > 0"),
+    ({"flush_interval": 0}, "flush_interval", "seconds >= 0.01"),
     ({"read_timeout": -1}, "read_timeout", "seconds > 0"),
     ({"connect_timeout": 0}, "connect_timeout", "seconds > 0"),
     ({"backoff_max": 0}, "backoff_max", "seconds > 0"),
@@ -63,6 +63,47 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"headers": {"X-Key": 1}}, "headers", "quote the value"),
     ({"batch_id_header": "X Batch"}, "batch_id_header", "X-Batch-Id"),
     ({"flush_on_signals": "SIGNOPE"}, "flush_on_signals", "SIGTERM"),
+    # -- issue 9 item 14: settings that failed late or obscurely --
+    ({"flush_on_signals": "SIGKILL"}, "flush_on_signals", "use SIGTERM or SIGINT"),
+    ({"flush_on_signals": ["SIGTERM", "stop"]}, "flush_on_signals", "use SIGTERM or SIGINT"),
+    ({"flush_on_signals": 9}, "flush_on_signals", "use SIGTERM or SIGINT"),
+    ({"flush_on_signals": 1.5}, "flush_on_signals", "SIGTERM"),
+    ({"url": "http://127.0.0.1:99999/ingest"}, "url", "https://host:port/path"),
+    ({"url": "http://127.0.0.1:abc/ingest"}, "url", "https://host:port/path"),
+    ({"url": "http://127.0.0.1:0/ingest"}, "url", "https://host:port/path"),
+    ({"url": "http://[::1/x"}, "url", "https://host:port/path"),
+    ({"url": "http://[not-ipv6]/x"}, "url", "https://host:port/path"),
+    ({"url": "http://exa mple.com/ingest"}, "url", "https://host:port/path"),
+    ({"url": "http://example.com\n/ingest"}, "url", "https://host:port/path"),
+    ({"url": "http://exa<mple.com/ingest"}, "url", "https://host:port/path"),
+    ({"fields": 5}, "fields", "give a list"),
+    ({"envelope_required": 5}, "envelope_required", "give a list"),
+    ({"no_proxy": 5}, "no_proxy", "give a list"),
+    ({"batch_id_header": "Content-Length"}, "batch_id_header", "X-Batch-Id"),
+    ({"batch_id_header": "authorization"}, "batch_id_header", "X-Batch-Id"),
+    ({"batch_id_header": "HOST"}, "batch_id_header", "X-Batch-Id"),
+    ({"batch_id_header": "Transfer-Encoding"}, "batch_id_header", "X-Batch-Id"),
+    ({"batch_id_header": "X-Batch:Id"}, "batch_id_header", "X-Batch-Id"),
+    ({"name": "api\nlogdrain[forged]: all good"}, "name", "one-line name"),
+    ({"name": "api\x1b[31m"}, "name", "one-line name"),
+    ({"flush_interval": 1e-9}, "flush_interval", "flush()"),
+    ({"flush_interval": 0.005}, "flush_interval", "seconds >= 0.01"),
+    ({"request_timeout": 0}, "request_timeout", "seconds > 0"),
+    ({"request_timeout": -1}, "request_timeout", "seconds > 0"),
+    ({"request_timeout": "soon"}, "request_timeout", "give seconds as a number"),
+    ({"headers": {"X Key": "v"}}, "headers", "X-Api-Key"),
+    ({"headers": {"": "v"}}, "headers", "X-Api-Key"),
+    ({"headers": {"X-Key:": "v"}}, "headers", "X-Api-Key"),
+    ({"headers": {"X-Key": "a\r\nX-Injected: 1"}}, "headers", "check how the value is read"),
+    ({"headers": {"X-Key": "a\x00b"}}, "headers", "check how the value is read"),
+    ({"headers": {"X-Key": "caf\u20ac"}}, "headers", "check how the value is read"),
+    ({"token": "abc\ndef"}, "token", "check how the token is read"),
+    ({"token": "abc\tdef"}, "token", "check how the token is read"),
+    ({"token": " \n"}, "token", "leave it unset"),
+    ({"proxy": "http://pro xy:3128"}, "proxy", "http://user:pass@host:3128"),
+    ({"proxy": "http://proxy:99999"}, "proxy", "http://user:pass@host:3128"),
+    ({"proxy": "http://proxy:0"}, "proxy", "http://user:pass@host:3128"),
+    ({"proxy": "http://[::1:3128"}, "proxy", "http://user:pass@host:3128"),
 ]
 
 
@@ -203,3 +244,31 @@ def test_orjson_encoder_without_orjson_names_the_extra(monkeypatch: pytest.Monke
     assert info.value.field == "json_encoder"
     assert "logdrain[orjson]" in str(info.value)
     assert resolve({"url": URL, "json_encoder": "auto"}).json_encoder == "auto"
+
+
+def test_request_timeout_default_env_and_no_ordering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """request_timeout (total deadline of one attempt) defaults to 30 s, reads
+    LOGDRAIN_REQUEST_TIMEOUT, and may be below connect/read_timeout (it caps them)."""
+    assert resolve({"url": URL}).request_timeout == DEFAULT_REQUEST_TIMEOUT == 30.0
+    monkeypatch.setenv("LOGDRAIN_REQUEST_TIMEOUT", "2.5")
+    assert resolve({"url": URL}).request_timeout == 2.5
+    capped = resolve({"url": URL, "request_timeout": 1, "read_timeout": 60})
+    assert (capped.request_timeout, capped.read_timeout) == (1.0, 60.0)
+
+
+def test_uncatchable_signal_is_refused_before_any_handler_is_touched() -> None:
+    """flush_on_signals=SIGKILL is a ConfigError from parsing (no OSError from signal)."""
+    with pytest.raises(ConfigError) as info:
+        resolve({"url": URL, "flush_on_signals": "TERM,KILL"})
+    assert info.value.field == "flush_on_signals"
+    assert "SIGKILL cannot be caught" in str(info.value)
+
+
+def test_names_accept_any_iterable_of_strings() -> None:
+    """fields/envelope_required/no_proxy: lists, tuples, sets, strings."""
+    settings = resolve(
+        {"url": URL, "fields": ("message", "level"), "no_proxy": ["a.example", "b.example"]}
+    )
+    assert settings.fields == ("message", "level")
+    assert settings.no_proxy == "a.example,b.example"
+    assert resolve({"url": URL, "envelope_required": {"bucket"}, "envelope": {"bucket": "a"}})

@@ -147,7 +147,7 @@ def test_exceptions_and_arbitrary_objects(encoder: Encoder) -> None:
     assert "Plain object" in roundtrip(encoder, Plain())
     assert roundtrip(encoder, BadRepr()) == "<unrepresentable BadRepr object>"
     assert "BadStrError" in roundtrip(encoder, BadStrError("x"))
-    assert roundtrip(encoder, Hostile()) == "<unrepresentable Hostile object>"
+    assert roundtrip(encoder, Hostile()) == "<unencodable Hostile: RuntimeError: dtype>"
 
 
 def test_cycles(encoder: Encoder) -> None:

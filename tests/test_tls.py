@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import ssl
+import subprocess
 import sys
 import threading
 import types
@@ -23,12 +24,14 @@ import requests
 import requests.adapters
 import requests.utils
 import trustme
+from cryptography.hazmat.primitives import serialization
 
 import logdrain
 import logdrain.config
 import logdrain.trust
 from logdrain.testing import Collector
 
+from . import proc
 from .tls_helpers import (  # noqa: F401 - pytest fixtures, requested by name
     ClientCertFiles,
     ca_der,
@@ -462,3 +465,102 @@ def test_replace_mode_only_replaces_default_roots(trust: str, ca_pem: str) -> No
     """ca_mode='replace' with an OS store would be silently ignored: refused instead."""
     with pytest.raises(logdrain.ConfigError, match="ca_mode"):
         logdrain.Drain("https://127.0.0.1:9/x", trust=trust, ca_bundle=ca_pem, ca_mode="replace")
+
+
+# -- PEM files checked at construction (issue 9, item 14) -------------------------------
+
+
+def _write(folder: Any, name: str, data: bytes) -> str:
+    path = folder / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_ca_bundle_that_is_not_pem_fails_at_construction(
+    tmp_path: Any, tls_ca: trustme.CA, client_cert_files: ClientCertFiles
+) -> None:
+    """A directory, junk, DER, or a key file as ca_bundle: ConfigError naming ca_bundle,
+    not a TLS failure at the first batch."""
+    with open(client_cert_files.key, "rb") as key:
+        key_only = _write(tmp_path, "key.pem", key.read())
+    for path in (
+        str(tmp_path),
+        _write(tmp_path, "junk.pem", b"not a certificate\n"),
+        _write(tmp_path, "ca.der", ca_der(tls_ca)),
+        _write(tmp_path, "empty.pem", b""),
+        key_only,
+    ):
+        with pytest.raises(logdrain.ConfigError) as info:
+            logdrain.Drain("https://127.0.0.1:9/ingest", ca_bundle=path, capture_crashes=False)
+        assert info.value.field == "ca_bundle", path
+        assert "PEM" in str(info.value)
+
+
+def test_client_cert_that_is_not_pem_or_does_not_match_fails_at_construction(
+    tmp_path: Any, tls_ca: trustme.CA, client_cert_files: ClientCertFiles
+) -> None:
+    """Junk, a directory, or a key of another certificate: ConfigError naming client_cert."""
+    other_key = tmp_path / "other.key"
+    tls_ca.issue_cert("someone-else@example.org").private_key_pem.write_to_path(str(other_key))
+    junk = _write(tmp_path, "junk.pem", b"junk\n")
+    pair: str | tuple[str, str]
+    for pair in (
+        (junk, client_cert_files.key),
+        (client_cert_files.cert, junk),
+        (client_cert_files.cert, str(tmp_path)),
+        (client_cert_files.cert, str(other_key)),
+        junk,
+    ):
+        with pytest.raises(logdrain.ConfigError) as info:
+            logdrain.Drain("https://127.0.0.1:9/ingest", client_cert=pair, capture_crashes=False)
+        assert info.value.field == "client_cert", pair
+        assert "PEM" in str(info.value)
+
+
+def test_encrypted_client_key_fails_at_construction_without_a_prompt(
+    tmp_path: Any, client_cert: trustme.LeafCert, client_cert_files: ClientCertFiles
+) -> None:
+    """An encrypted key (no password setting exists) is refused at once; OpenSSL's
+    fallback would prompt on the terminal. In a subprocess detached from any
+    terminal, bounded by a timeout."""
+    key = serialization.load_pem_private_key(client_cert.private_key_pem.bytes(), None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pw"),
+    )
+    key_path = _write(tmp_path, "enc.key", encrypted)
+    code = f"""
+import logdrain
+try:
+    logdrain.Drain("https://127.0.0.1:9/ingest", capture_crashes=False,
+                   client_cert=({client_cert_files.cert!r}, {key_path!r}))
+except logdrain.ConfigError as exc:
+    print("FIELD", exc.field, "encrypted" in str(exc))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=proc.child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # no controlling terminal to prompt on
+        check=False,
+    )
+    assert "FIELD client_cert True" in result.stdout, (result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_env_ca_bundle_naming_a_missing_or_junk_file_fails_at_construction(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """The ConfigError names the variable (not a setting) and how to get out of it."""
+    for path in (str(tmp_path / "missing.pem"), _write(tmp_path, "junk.pem", b"junk\n")):
+        monkeypatch.setenv(variable, path)
+        with pytest.raises(logdrain.ConfigError) as info:
+            logdrain.Drain("https://127.0.0.1:9/ingest", capture_crashes=False)
+        assert info.value.field == variable
+        assert "trust_env=False" in str(info.value)
+    # Without trust_env, or with an explicit ca_bundle, the variable is not read at all.
+    logdrain.Drain("https://127.0.0.1:9/ingest", trust_env=False, capture_crashes=False).close(0)

@@ -12,10 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import lifecycle, prefork
-from .config import Settings, resolve
+from .config import Settings, plain_http_secret_warning, resolve
 from .encode import Encoder
+from .jsonsafe import safe_repr
 from .queue import RecordQueue
-from .report import Reporter
+from .report import Reporter, write_stderr
 from .stats import DrainStats
 from .transport import Transport
 from .worker import Worker
@@ -50,6 +51,9 @@ class Drain:
         )
         for secret in settings.secrets(self._transport.proxy):  # the proxy may come from env
             self._reporter.add_secret(secret)
+        warning = plain_http_secret_warning(settings, self._transport.proxy)
+        if warning:
+            write_stderr(warning)
         self._worker = Worker(settings, self._queue, self._encoder, self._transport, self._reporter)
         # Reentrant: a signal handler may close (or log) while this thread
         # is inside close() already.
@@ -72,8 +76,16 @@ class Drain:
     def submit(self, record: Mapping[str, Any]) -> bool:
         """Queue a shallow copy of ``record``. Never does I/O and never blocks
         (except with ``overflow='block'``). False when the record was refused;
-        every refusal is counted in :meth:`stats`."""
-        return self.enqueue(dict(record))
+        every refusal is counted in :meth:`stats`. A mapping that cannot be
+        copied still ships, as its safe ``repr``."""
+        try:
+            item = dict(record)
+        except Exception as exc:  # noqa: BLE001 - a hostile mapping never raises to the caller
+            item = {
+                "message": f"<logdrain: record could not be copied: {type(exc).__name__}>",
+                "record": safe_repr(record),
+            }
+        return self.enqueue(item)
 
     def enqueue(self, item: Mapping[str, Any] | tuple[int, dict[str, Any], Any]) -> bool:
         """Queue ``item`` as it is: for front ends that already took a snapshot

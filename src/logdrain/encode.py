@@ -8,21 +8,40 @@ sanitising path; an oversized record is shortened with a visible marker.
 
 from __future__ import annotations
 
-import datetime as _dt
-import decimal
-import enum
 import json
 import logging
 import math
-import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from pathlib import PurePath
 from typing import Any
 
 from .config import Settings
+from .jsonsafe import (
+    MAX_ARRAY_ITEMS,
+    MAX_DEPTH,
+    MAX_REPR,
+    TRUNCATION_MARK,
+    clean,
+    describe,
+    fix_surrogates,
+    last_resort,
+    safe_repr,
+    to_jsonable,
+)
 from .records import STDLIB, StdlibSnapshot
+from .truncate import CORE_FIELDS, NOTE_KEY, shorten
+
+__all__ = [  # the names other modules and tests import from here
+    "MAX_ARRAY_ITEMS",
+    "MAX_DEPTH",
+    "MAX_REPR",
+    "RECORD_ATTRS",
+    "TRUNCATION_MARK",
+    "Encoder",
+    "orjson_dumps",
+    "safe_repr",
+    "to_jsonable",
+]
 
 _STDLIB_CHUNK = 100  # records per stdlib encoder call on the fast path
 
@@ -46,102 +65,10 @@ _INIT_LAST = len(_INIT_KEYS) - 1
 _INIT_LAST_KEY = _INIT_KEYS[-1]
 
 _CORE_FIELDS = frozenset({"timestamp", "level", "logger", "message", "exception", "stack"})
-MAX_REPR = 10_000
-MAX_ARRAY_ITEMS = 10_000
-MAX_DEPTH = 64
-TRUNCATION_MARK = "...[logdrain: truncated {} chars]"
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def safe_repr(obj: object) -> str:
-    """``repr(obj)``, shortened; a placeholder if ``repr`` itself raises."""
-    try:
-        text = repr(obj)
-    except Exception:  # noqa: BLE001 - any user __repr__ may raise anything
-        return f"<unrepresentable {type(obj).__qualname__} object>"
-    if not isinstance(text, str):
-        return f"<unrepresentable {type(obj).__qualname__} object>"
-    if len(text) > MAX_REPR:
-        text = text[:MAX_REPR] + TRUNCATION_MARK.format(len(text) - MAX_REPR)
-    return text
-
-
-def to_jsonable(obj: object) -> Any:
-    """The ``default`` hook: a JSON-safe stand-in for ``obj`` (never raises)."""
-    try:
-        if isinstance(obj, _dt.datetime | _dt.date | _dt.time):
-            return obj.isoformat()
-        if isinstance(obj, decimal.Decimal | uuid.UUID | PurePath):
-            return str(obj)
-        if isinstance(obj, bytes | bytearray | memoryview):
-            return bytes(obj).decode("utf-8", "backslashreplace")
-        if isinstance(obj, set | frozenset):
-            try:
-                return sorted(obj)
-            except TypeError:
-                return list(obj)
-        if isinstance(obj, BaseException):
-            return f"{type(obj).__name__}: {safe_repr(obj) if not str(obj) else obj}"
-        if isinstance(obj, enum.Enum):
-            return obj.value if isinstance(obj.value, str | int | float) else obj.name
-        if isinstance(obj, Mapping):
-            return dict(obj)
-        if hasattr(obj, "dtype") and hasattr(obj, "tolist"):  # numpy scalars and arrays
-            size = getattr(obj, "size", 1)
-            if isinstance(size, int) and size > MAX_ARRAY_ITEMS:
-                shape = getattr(obj, "shape", "?")
-                return f"<array shape={shape} dtype={obj.dtype} ({size} items, not shipped)>"
-            return obj.tolist()
-    except Exception:  # noqa: BLE001 - conversion of a hostile object must not fail
-        return safe_repr(obj)
-    return safe_repr(obj)
-
-
-def _clean(obj: Any, depth: int, seen: set[int]) -> Any:
-    """Slow path: a structure the JSON encoder accepts with ``allow_nan=False``."""
-    if obj is None or isinstance(obj, bool | str):
-        return obj
-    if isinstance(obj, int):
-        try:
-            int.__repr__(obj)
-        except ValueError:
-            return f"<int of {obj.bit_length()} bits>"
-        return obj
-    if isinstance(obj, float):
-        if math.isfinite(obj):
-            return obj
-        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    if depth >= MAX_DEPTH:
-        return "<too deep>"
-    if isinstance(obj, dict | list | tuple):
-        if id(obj) in seen:
-            return "<cycle>"
-        seen.add(id(obj))
-        try:
-            if isinstance(obj, dict):
-                return {
-                    (k if isinstance(k, str) else _key(k)): _clean(v, depth + 1, seen)
-                    for k, v in obj.items()
-                }
-            return [_clean(v, depth + 1, seen) for v in obj]
-        finally:
-            seen.discard(id(obj))
-    return _clean(to_jsonable(obj), depth + 1, seen)
 
 
 def _second(sec: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-
-
-def _key(key: object) -> str:
-    if isinstance(key, int | float | bool) or key is None:
-        return json.dumps(key)
-    return safe_repr(key)
-
-
-def _fix_surrogates(text: str) -> bytes:
-    return _SURROGATES.sub("\ufffd", text).encode("utf-8", "replace")
 
 
 _PLAIN = (str, int, bool, type(None))
@@ -280,46 +207,72 @@ class Encoder:
     # -- bytes --
 
     def dumps(self, doc: Any) -> bytes:
-        """JSON bytes for ``doc``: fast path first, the sanitising path on any failure."""
+        """JSON bytes for ``doc``: fast path first, the sanitising path on any
+        failure. Never raises: a value that raises while it is read is
+        replaced by a placeholder, alone."""
         try:
             text = self._dumps(doc)
-        except (ValueError, TypeError, RecursionError):
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # noqa: BLE001 - whatever a value raises: the slow path
             try:
-                text = self._dumps(_clean(doc, 0, set()))
-            except Exception as exc:  # noqa: BLE001 - last resort keeps the record
-                text = self._dumps(
-                    {"message": "<logdrain: record could not be encoded>", "error": safe_repr(exc)}
-                )
+                text = self._dumps(clean(doc))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - last resort keeps the core fields
+                text = self._dumps(last_resort(doc, exc))
         try:
             return text.encode("utf-8")
         except UnicodeEncodeError:
-            return _fix_surrogates(text)
+            return fix_surrogates(text)
 
     def encode(self, item: Mapping[str, Any]) -> tuple[bytes, bool]:
-        """One record's JSON bytes (shaped, wrapped) and whether it was truncated."""
+        """One record's JSON bytes (shaped, wrapped, at most ``max_record_bytes``
+        when it can be) and whether it was shortened. Never raises."""
         try:
             doc = self.shape(self.document(item))
-        except Exception as exc:  # noqa: BLE001 - a malformed snapshot still ships
-            doc = {"message": "<logdrain: malformed record>", "error": safe_repr(exc)}
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a malformed snapshot still ships
+            doc = {"message": "<logdrain: malformed record>", "error": describe(exc)}
         data = self.dumps(doc)
         if not self._wraps:
             if len(data) <= self._max_bytes:
                 return data, False
-            return self._truncate(_clean(doc, 0, set()), self._max_bytes), True
-        overhead = len(self._wrap({}, b"{}")) - 2  # the envelope around the record
-        truncated = False
+            return self.dumps(self._shorten(clean(doc), self._max_bytes, len(data))), True
+        wrapped = self._wrap(doc, data)
+        if len(wrapped) <= self._max_bytes:
+            return wrapped, False
+        return self._wrap_shortened(clean(doc), len(data)), True
+
+    # -- shortening (max_record_bytes) --
+
+    def _shorten(self, doc: dict[str, Any], limit: int, original: int) -> dict[str, Any]:
+        """``doc`` (clean) shortened to ``limit`` bytes; see :mod:`.truncate`."""
+        # The note field is left out when a ``fields`` allow-list would not ship it.
+        with_note = not self._fields or NOTE_KEY in self._fields
+        return shorten(doc, limit, self.dumps, original=original, with_note=with_note)
+
+    def _wrap_shortened(self, doc: dict[str, Any], original: int) -> bytes:
+        """The wrapped record within ``max_record_bytes``: shorten the record
+        to what the envelope leaves (wrapping may inflate it: a JSON string
+        escapes every quote), measure, and shorten further by the excess."""
+        limit = self._max_bytes
+        overhead = len(self._wrap({}, b"{}")) - 2
+        target = limit - overhead
         for _ in range(8):
-            wrapped = self._wrap(doc, data)
-            if len(wrapped) <= self._max_bytes:
-                return wrapped, truncated
-            # Wrapping can inflate the record (a JSON string escapes every quote).
-            inflation = (len(wrapped) - overhead) / max(1, len(data))
-            target = int((self._max_bytes - overhead) / inflation) - 16
-            if truncated:
-                target = min(target, len(data) - 16)
-            data = self._truncate(_clean(doc, 0, set()), max(256, target))
-            truncated = True
-        return self._wrap({}, self._truncate({"message": ""}, 256)), True
+            if target < 64:
+                break
+            short = self._shorten(doc, target, original)
+            data = self.dumps(short)
+            wrapped = self._wrap(short, data)
+            if len(wrapped) <= limit:
+                return wrapped
+            inflation = max(1.0, (len(wrapped) - overhead) / max(1, len(data)))
+            target = min(target - 16, int((limit - overhead) / inflation) - 16)
+        core = {k: doc[k] for k in CORE_FIELDS[:4] if k in doc}
+        short = self._shorten(core, 256, original)
+        return self._wrap(short, self.dumps(short))
 
     # -- payload shaping (picky collectors) --
 
@@ -337,31 +290,6 @@ class Encoder:
             return self.dumps({**doc, **self._envelope})
         inner: Any = data.decode("utf-8") if self._as_string else json.loads(data)
         return self.dumps({**self._envelope, self._record_key: inner})
-
-    def _truncate(self, doc: dict[str, Any], limit: int) -> bytes:
-        """Shorten the largest fields until the record fits ``limit`` bytes."""
-        for _ in range(16):
-            data = self.dumps(doc)
-            excess = len(data) - limit
-            if excess <= 0:
-                return data
-            sizes = {
-                k: len(v) if isinstance(v, str) else len(self.dumps(v)) for k, v in doc.items()
-            }
-            key = max(sizes, key=sizes.__getitem__)
-            value = doc[key] if isinstance(doc[key], str) else self.dumps(doc[key]).decode()
-            # Bytes per character once JSON-escaped (1 for ASCII, 2 for "é", 2 for '"').
-            ratio = max(1.0, len(self.dumps(value)) / max(1, len(value)))
-            keep = int((len(value) * ratio - excess - 64 - len(TRUNCATION_MARK)) / ratio)
-            keep = max(0, min(keep, len(value) // 2 if keep >= len(value) else keep))
-            doc[key] = value[:keep] + TRUNCATION_MARK.format(len(value) - keep)
-        return self.dumps(
-            {
-                "timestamp": doc.get("timestamp"),
-                "level": doc.get("level"),
-                "message": "<logdrain: record too large, not shipped>",
-            }
-        )
 
     def encode_batch(self, items: list[Any]) -> list[tuple[int, bytes]] | None:
         """Fast path for ``json`` bodies: (record count, body) pairs made

@@ -21,6 +21,8 @@ class ConfigError(LogdrainError, ValueError):
 
     def __init__(self, field: str, problem: str, fix: str) -> None:
         self.field = field
+        self.problem = problem
+        self.fix = fix
         super().__init__(f"logdrain: {field}: {problem}; {fix}")
 
 

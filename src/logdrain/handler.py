@@ -15,7 +15,7 @@ from typing import Any
 from . import guard
 from .drain import Drain
 from .errors import ConfigError
-from .records import STDLIB, stdlib_item
+from .records import STDLIB, failed_item, stdlib_item
 
 # What Filterer.filter() returns when no filter objects: True, or (3.12+) the record.
 _PASS_RECORD = sys.version_info >= (3, 12)
@@ -44,7 +44,10 @@ class DrainHandler(logging.Handler):
         level: int | str = logging.NOTSET,
         **options: Any,
     ) -> None:
-        super().__init__(level)
+        # Everything that can fail comes before Handler.__init__, which
+        # registers the handler with logging: a half-built handler left in
+        # logging's list breaks a later dictConfig and logging.shutdown().
+        logging._checkLevel(level)  # type: ignore[attr-defined]  # ValueError/TypeError, as Handler would
         if drain is not None:
             if url is not None or options:
                 raise ConfigError(
@@ -52,16 +55,22 @@ class DrainHandler(logging.Handler):
                     "given together with Drain settings",
                     "pass either drain= or the settings, not both",
                 )
-            self.drain = drain
             self._owns_drain = False
         else:
-            self.drain = Drain(url, **options)
+            drain = Drain(url, **options)
             self._owns_drain = True
-        self.flush_timeout = self.drain.settings.flush_timeout
+        self.drain = drain
+        self.flush_timeout = drain.settings.flush_timeout
+        try:
+            super().__init__(level)
+        except BaseException:
+            if self._owns_drain:
+                drain.close(0)
+            raise
 
     def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return f"<DrainHandler {self.drain!r} ({level})>"
+        level = logging.getLevelName(getattr(self, "level", logging.NOTSET))
+        return f"<DrainHandler {getattr(self, 'drain', None)!r} ({level})>"
 
     def handle(self, record: logging.LogRecord) -> Any:
         """Like ``Handler.handle`` without the handler lock: the queue has its
@@ -81,8 +90,8 @@ class DrainHandler(logging.Handler):
                     self.drain.enqueue((STDLIB, attrs, record.getMessage()))
             except RecursionError:
                 raise
-            except Exception:  # noqa: BLE001 - logging's contract: report, never raise
-                self.handleError(record)
+            except Exception as exc:  # noqa: BLE001 - the message's formatting failed
+                self._enqueue_failed(record, exc)
             return record if _PASS_RECORD else True
         rv = self.filter(record)
         if isinstance(rv, logging.LogRecord):  # 3.12+: a filter may return a new record
@@ -96,18 +105,38 @@ class DrainHandler(logging.Handler):
             self.drain.enqueue(stdlib_item(record, self.formatter))
         except RecursionError:
             raise
+        except Exception as exc:  # noqa: BLE001 - the message's formatting failed
+            self._enqueue_failed(record, exc)
+
+    def _enqueue_failed(self, record: logging.LogRecord, exc: Exception) -> None:
+        """A record whose message or formatter raised (``log.info("%d", "x")``)
+        ships in a safe form: the template, the arguments' reprs, the error.
+        Only if that fails too is it logging's ``handleError``."""
+        try:
+            self.drain.enqueue(failed_item(record, exc))
+        except RecursionError:
+            raise
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise
             self.handleError(record)
 
     def flush(self) -> None:
-        """Wait for delivery, at most ``flush_timeout`` seconds."""
-        if not guard.active():
-            self.drain.flush(self.flush_timeout)
+        """Wait for delivery, at most ``flush_timeout`` seconds. Not under
+        logging's module lock (``dictConfig`` replacing handlers, which then
+        closes them on a helper thread): the senders may be waiting for that
+        very lock (urllib3's debug logging takes it), so waiting there would
+        stall for the whole ``flush_timeout``. Harmless on a half-built handler."""
+        drain: Drain | None = getattr(self, "drain", None)
+        if drain is not None and not guard.active() and not _holds_logging_lock():
+            drain.flush(self.flush_timeout)
 
     def close(self) -> None:
         """Close an owned drain. Under logging's module lock (``dictConfig``
         replacing handlers) the drain is closed on a helper thread, so nothing
         waits on the network while holding that lock."""
+        if getattr(self, "drain", None) is None:  # half-built: nothing to close
+            if hasattr(self, "lock"):
+                super().close()
+            return
         if self._owns_drain and not self.drain.closed:
             if _holds_logging_lock():
                 closer = threading.Thread(

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import guard
 from .drain import Drain
+from .jsonsafe import describe
 from .records import EVENT
 
 
@@ -39,14 +40,40 @@ class DrainProcessor:
         if guard.active():
             return event_dict
         created = time.time()
-        snap = dict(event_dict)
-        if "level" not in snap:
-            snap["level"] = method_name.upper() if method_name != "exception" else "ERROR"
-        exc_info = snap.pop("exc_info", None)
-        if exc_info:
-            snap.setdefault("exception", _format_exc(exc_info))
+        try:
+            snap = dict(event_dict)
+            if "level" not in snap:
+                snap["level"] = method_name.upper() if method_name != "exception" else "ERROR"
+            exc_info = snap.pop("exc_info", None)
+            if exc_info:
+                snap.setdefault("exception", _format_exc(exc_info))
+        except Exception as exc:  # noqa: BLE001 - one bad value never loses the event
+            snap = _salvage(event_dict, method_name, exc)
         self.drain.enqueue((EVENT, snap, created))
         return event_dict
+
+
+def _salvage(event_dict: Any, method_name: Any, exc: Exception) -> dict[str, Any]:
+    """The snapshot of an event dict whose copy or traceback formatting
+    raised: what the dict holds (read from its storage, past a hostile
+    ``keys()``/``__iter__``), the exception as far as it formats, and the error."""
+    snap: dict[str, Any]
+    try:
+        snap = dict(dict.items(event_dict)) if isinstance(event_dict, dict) else {}
+    except Exception as error:  # noqa: BLE001 - nothing readable: say so
+        snap = {"event": f"<logdrain: event could not be copied: {describe(error)}>"}
+    if not snap and not isinstance(event_dict, dict):
+        snap["event"] = f"<logdrain: event could not be copied: {describe(exc)}>"
+    if "level" not in snap:
+        name = method_name if isinstance(method_name, str) else "info"
+        snap["level"] = name.upper() if name != "exception" else "ERROR"
+    exc_info = snap.pop("exc_info", None)
+    if exc_info:
+        try:
+            snap.setdefault("exception", _format_exc(exc_info))
+        except Exception as error:  # noqa: BLE001 - keep the event, say what failed
+            snap["exception"] = f"<logdrain: exception formatting failed: {describe(error)}>"
+    return snap
 
 
 def _format_exc(exc_info: Any) -> str:

@@ -136,7 +136,9 @@ class RecordQueue:
                     if idle:
                         self._not_empty.wait()
                     else:
-                        self._not_empty.wait(max(self._oldest_at + linger - time.monotonic(), 0.001))
+                        self._not_empty.wait(
+                            max(self._oldest_at + linger - time.monotonic(), 0.001)
+                        )
                 finally:
                     self._takers_waiting -= 1
                     self._takers_idle -= idle

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .jsonsafe import describe, safe_repr
+
 
 class StdlibSnapshot(dict[str, Any]):
     """A copy of ``LogRecord.__dict__`` with the message already formatted."""
@@ -73,3 +75,28 @@ def snapshot(
         snap["exc_info"] = None
     snap["args"] = None
     return snap
+
+
+def failed_item(record: logging.LogRecord, exc: BaseException) -> tuple[int, dict[str, Any], str]:
+    """The queue item for a record whose message (or handler formatter)
+    raised: its template and the reprs of its arguments, with the error, so
+    one bad value never loses the record. Only on that failure; never raises."""
+    attrs = record.__dict__.copy()
+    attrs["args"] = None
+    if record.exc_info:
+        if not record.exc_text:
+            try:
+                attrs["exc_text"] = _plain_formatter.formatException(record.exc_info)
+            except Exception as error:  # noqa: BLE001 - the record still ships
+                attrs["exc_text"] = f"<logdrain: traceback formatting failed: {describe(error)}>"
+        attrs["exc_info"] = None
+    return STDLIB, attrs, failed_message(record, exc)
+
+
+def failed_message(record: logging.LogRecord, exc: BaseException) -> str:
+    """``<logdrain: message formatting failed: TypeError: ...> '%d' % ('x',)``."""
+    text = f"<logdrain: message formatting failed: {describe(exc)}> {safe_repr(record.msg)}"
+    args = record.__dict__.get("args")
+    if args is None or (type(args) is tuple and not args):
+        return text
+    return f"{text} % {safe_repr(args)}"

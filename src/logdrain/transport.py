@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import __about__
-from .config import Settings, mask_url
+from .config import Settings, header_value_problem, mask_url
 from .errors import DeliveryError, PermanentError, TransientError
 from .trust import build_ssl_context, select_proxy
 from .watchdog import Watchdog, shut, tracking_pools
@@ -41,7 +41,6 @@ BODY_EXCERPT = 200
 #: excerpt is all the status-only verdict needs. Beyond it the connection is
 #: dropped instead of read to its end (a 200 MB or endless answer costs this).
 RESPONSE_CAP = 64 * 1024
-DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
 class Answer(NamedTuple):
@@ -171,9 +170,7 @@ class Transport:
     ) -> None:
         self._s = settings
         self._response_cap = response_cap
-        self._request_timeout = float(
-            getattr(settings, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
-        )
+        self._request_timeout = settings.request_timeout
         self._watchdog = Watchdog(settings.name)
         self._on_retry = on_retry
         self._on_secret = on_secret
@@ -225,8 +222,9 @@ class Transport:
                     raise PermanentError("token_provider returned no token (expected a string)")
                 token = token.strip()  # read from a file, it often ends in a newline
                 self._on_secret(token)  # redacted before anything can show it
-                if not token.isprintable():
-                    raise PermanentError("token_provider returned a token with control characters")
+                problem = header_value_problem(token, allow_tab=False)
+                if problem:
+                    raise PermanentError(f"token_provider returned a token that {problem}")
                 self._token = token
             return {"Authorization": f"Bearer {self._token}"}
 
@@ -267,7 +265,9 @@ class Transport:
         never past the close deadline): status, headers and at most
         ``response_cap`` bytes of the body."""
         remaining = self._remaining()
-        total = self._request_timeout if remaining is None else min(self._request_timeout, remaining)
+        total = (
+            self._request_timeout if remaining is None else min(self._request_timeout, remaining)
+        )
         attempt = self._watchdog.begin(time.monotonic() + total)
         try:
             try:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import requests.utils
 
-from .config import Settings
+from .config import Settings, check_ca_file, load_client_cert
 from .errors import ConfigError
 from .report import write_stderr
 
@@ -104,7 +104,7 @@ def build_ssl_context(
     else:
         env_bundle = None
         if s.trust_env and not s.ca_bundle and not s.trust:
-            env_bundle = environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE")
+            env_bundle = _env_bundle(environ)
         if s.ca_bundle and s.ca_mode == "replace":
             ctx = ssl.create_default_context(cafile=s.ca_bundle)
         elif env_bundle:
@@ -118,9 +118,26 @@ def build_ssl_context(
             if s.ca_bundle:
                 ctx.load_verify_locations(cafile=s.ca_bundle)
     if s.client_cert is not None:
-        cert, key = s.client_cert
-        ctx.load_cert_chain(cert, key)
+        load_client_cert(ctx, *s.client_cert)  # never prompts for a key password
     return ctx
+
+
+def _env_bundle(environ: Any) -> str | None:
+    """``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``, checked now: a missing or
+    non-PEM file fails at construction, naming the variable, not at each batch."""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        path = environ.get(variable)
+        if path:
+            try:
+                check_ca_file(variable, str(path), allow_dir=True)
+            except ConfigError as exc:
+                raise ConfigError(
+                    variable,
+                    f"{exc.problem} (set in the environment)",
+                    "fix or unset the variable, or pass ca_bundle= or trust_env=False",
+                ) from None
+            return str(path)
+    return None
 
 
 def _context_from_path(path: str) -> ssl.SSLContext:

@@ -104,7 +104,9 @@ class Watchdog:
             self._cond.notify()
 
     def _start_thread(self) -> None:
-        thread = threading.Thread(target=self._run, name=f"logdrain-{self._name}-deadline", daemon=True)
+        thread = threading.Thread(
+            target=self._run, name=f"logdrain-{self._name}-deadline", daemon=True
+        )
         try:
             thread.start()
         except RuntimeError:  # interpreter shutdown: no new threads

@@ -1,0 +1,144 @@
+"""Settings: explicit argument, else ``LOGDRAIN_<NAME>`` from the environment,
+else the named default; then cross-checks whose messages name the field and
+the fix. Every wrong setting fails here, at construction, never at the first
+batch; no message echoes a secret.
+
+Everything a ``dictConfig`` user writes is a plain string or number, so every
+setting also accepts its string form ("200", "0.5", "true", "SIGTERM,SIGINT").
+
+Modules: ``settings`` (the value, defaults, masking, secrets), ``parse`` (one
+parser per setting), ``files`` (PEM files loaded at construction),
+``validate`` (cross-checks, the plain-HTTP warning).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from .checks import header_value_problem, url_problem
+from .files import check_ca_file, check_client_cert, load_client_cert
+from .parse import NOT_FROM_ENV, PARSERS, UNCATCHABLE_SIGNALS
+from .settings import (
+    CA_MODES,
+    DEFAULT_BACKOFF_INITIAL,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_BATCH_BYTES,
+    DEFAULT_BATCH_ID_HEADER,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_CRASH_TIMEOUT,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_FLUSH_TIMEOUT,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_MAX_RETRY_TIME,
+    DEFAULT_QUEUE_SIZE,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRY_AFTER_MAX,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_WARN_INTERVAL,
+    ENV_PREFIX,
+    FORMATS,
+    JSON_ENCODERS,
+    MIN_FLUSH_INTERVAL,
+    OVERFLOW_POLICIES,
+    TRUST_MODES,
+    Settings,
+    env_name,
+    mask_text_url,
+    mask_url,
+    query_values,
+)
+from .validate import RESERVED_HEADERS, is_loopback, plain_http_secret_warning, validate
+
+__all__ = [
+    "CA_MODES",
+    "DEFAULT_BACKOFF_INITIAL",
+    "DEFAULT_BACKOFF_MAX",
+    "DEFAULT_BATCH_BYTES",
+    "DEFAULT_BATCH_ID_HEADER",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_CRASH_TIMEOUT",
+    "DEFAULT_FLUSH_INTERVAL",
+    "DEFAULT_FLUSH_TIMEOUT",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_RECORD_BYTES",
+    "DEFAULT_MAX_RETRY_TIME",
+    "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "DEFAULT_RETRY_AFTER_MAX",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_WARN_INTERVAL",
+    "ENV_PREFIX",
+    "FORMATS",
+    "JSON_ENCODERS",
+    "MIN_FLUSH_INTERVAL",
+    "OVERFLOW_POLICIES",
+    "RESERVED_HEADERS",
+    "SETTING_NAMES",
+    "TRUST_MODES",
+    "UNCATCHABLE_SIGNALS",
+    "Settings",
+    "check_ca_file",
+    "check_client_cert",
+    "env_name",
+    "header_value_problem",
+    "is_loopback",
+    "load_client_cert",
+    "mask_text_url",
+    "mask_url",
+    "plain_http_secret_warning",
+    "query_values",
+    "resolve",
+    "url_problem",
+]
+
+SETTING_NAMES = frozenset(PARSERS)
+
+
+def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build validated :class:`Settings` from explicit keywords and the environment.
+
+    ``None`` as an explicit value means "not given" (falls back to the
+    environment, then the default).
+    """
+    environ = os.environ if environ is None else environ
+    unknown = [k for k in explicit if k not in SETTING_NAMES]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(SETTING_NAMES), n=1)
+        fix = f"did you mean {close[0]!r}?" if close else "see the settings table in README.md"
+        raise ConfigError(key, "unknown setting", fix)
+    values: dict[str, Any] = {}
+    for name, parse in PARSERS.items():
+        raw = explicit.get(name)
+        if raw is None:
+            raw = None if name in NOT_FROM_ENV else environ.get(env_name(name))
+            if raw is None:
+                continue
+        values[name] = parse(name, raw)
+    if values.get("url") is None:
+        raise ConfigError(
+            "url",
+            "no collector URL given",
+            f"pass url='https://collector.example/ingest' or set {env_name('url')}",
+        )
+    if values.get("format") == "object" and "batch_size" not in values:
+        values["batch_size"] = 1
+    elif (
+        "batch_size" not in values
+        and values.get("queue_size", DEFAULT_BATCH_SIZE) < DEFAULT_BATCH_SIZE
+    ):
+        values["batch_size"] = values["queue_size"]  # a small queue alone is a valid request
+    settings = Settings(**values)
+    validate(settings)
+    return settings
