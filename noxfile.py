@@ -26,6 +26,9 @@ TEST_DEPS = [
     "trustme>=1.1",
     "proxy.py>=2.4",
     "gunicorn>=22; sys_platform != 'win32'",
+    # tests/test_celery.py: a real worker on a real redis-server (.ci/run installs it)
+    "celery>=5.4; sys_platform != 'win32'",
+    "redis>=5.0; sys_platform != 'win32'",
 ]
 
 
