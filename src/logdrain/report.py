@@ -21,7 +21,7 @@ class Reporter:
     def __init__(self, name: str, interval: float) -> None:
         self.name = name
         self.interval = interval
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: a signal handler may report too
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
         self._secrets: list[str] = []
