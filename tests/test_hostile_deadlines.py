@@ -9,10 +9,13 @@ test_lifecycle.py), never a speed.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import pytest
 
+import logdrain
+from logdrain import lifecycle
 from logdrain.testing import Collector
 
 from . import proc
@@ -176,11 +179,6 @@ def test_a_drain_whose_hooks_cannot_install_is_not_left_registered(
     """Signal handlers can only be installed from the main thread: built on
     another thread, the Drain fails with a ConfigError and leaves nothing in
     the registry the exit hook walks."""
-    import threading
-
-    import logdrain
-    from logdrain import lifecycle
-
     before = len(lifecycle.live_drains())
     errors: list[BaseException] = []
 
