@@ -167,11 +167,13 @@ class Drain:
         else:  # no sender to wait for: what is queued cannot ship
             complete = self._queue.done_up_to(self._close_target)
         self._worker.stop()
-        abandoned = 0
         if not complete:
-            abandoned = self._queue.abandon()  # count first, then cut the sockets
+            self._queue.abandon()  # count first, then cut the sockets
             self._transport.abort()
         self._transport.close()
+        # Also those whose retries the deadline cut short, just before it.
+        abandoned = self._queue.cut_at_deadline
+        complete = complete and not abandoned
         stats = self._queue.snapshot()
         lost = stats.lost
         if abandoned or lost:

@@ -69,6 +69,7 @@ class RecordQueue:
         self.retries = 0
         self.batches = 0
         self.truncated = 0
+        self.cut_at_deadline = 0  # of dropped_closed: queued or in flight when a close ran out
 
     reset_after_fork = _reset
 
@@ -172,6 +173,8 @@ class RecordQueue:
             if not lot.abandoned:
                 self.in_flight -= count
                 setattr(self, outcome, getattr(self, outcome) + count)
+                if outcome == "dropped_closed":  # its retries ran into the close deadline
+                    self.cut_at_deadline += count
             elif outcome == "delivered":  # it made it after all: that is where it belongs
                 self.dropped_closed -= count
                 self.delivered += count
@@ -259,6 +262,7 @@ class RecordQueue:
                     self.in_flight -= lot.remaining
                     self.dropped_closed += lot.remaining
                     n += lot.remaining
+            self.cut_at_deadline += n
             self._settled.notify_all()
             return n
 
