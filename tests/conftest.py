@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -39,3 +40,16 @@ def collector() -> Iterator[Collector]:
     """A live collector on 127.0.0.1 (ephemeral port), stopped after the test."""
     with Collector() as c:
         yield c
+
+
+@pytest.fixture
+def logger(request: pytest.FixtureRequest) -> Iterator[logging.Logger]:
+    """A private, non-propagating logger at DEBUG; its handlers are closed after."""
+    name = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    log = logging.getLogger(f"test.{name}")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    yield log
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()

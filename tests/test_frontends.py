@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import logging.config
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,17 +11,6 @@ import logdrain
 from logdrain.testing import Collector
 
 structlog = pytest.importorskip("structlog")
-
-
-@pytest.fixture
-def logger() -> Iterator[logging.Logger]:
-    log = logging.getLogger("test.frontends")
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    yield log
-    for h in list(log.handlers):
-        log.removeHandler(h)
-        h.close()
 
 
 def test_dictconfig_with_plain_values(collector: Collector) -> None:

@@ -11,7 +11,6 @@ import json
 import logging
 import textwrap
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -257,17 +256,6 @@ def test_a_big_dict_mutated_by_another_thread(collector: Collector) -> None:
 
 
 # -- a message whose formatting fails ------------------------------------------------
-
-
-@pytest.fixture
-def logger() -> Iterator[logging.Logger]:
-    log = logging.getLogger("test.hostile")
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    yield log
-    for h in list(log.handlers):
-        log.removeHandler(h)
-        h.close()
 
 
 class StrRaises:
