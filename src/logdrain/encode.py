@@ -115,10 +115,8 @@ class Encoder:
     def __init__(self, settings: Settings) -> None:
         self._max_bytes = settings.max_record_bytes
         self._batch_bytes = settings.batch_bytes
-        self.format = settings.format
-        self.content_type = (
-            "application/x-ndjson" if settings.format == "ndjson" else "application/json"
-        )
+        self._preset = settings.preset
+        self.content_type: str = settings.preset.content_type
         self._dumps: Callable[[Any], str] = json.JSONEncoder(
             default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")
         ).encode
@@ -292,13 +290,13 @@ class Encoder:
         return self.dumps({**self._envelope, self._record_key: inner})
 
     def encode_batch(self, items: list[Any]) -> list[tuple[int, bytes]] | None:
-        """Fast path for ``json`` bodies: (record count, body) pairs made
+        """Fast path for JSON-array bodies (``preset.json_array``): (record count, body) pairs made
         without the per-record bookkeeping of :meth:`encode`. None sends the
         batch down the per-record path: another format or an envelope,
         anything the fast encoder refuses (NaN, cycles, odd keys, surrogates,
         huge ints), or a chunk above ``max_record_bytes`` (a record in it may
         need truncating)."""
-        if self.format != "json" or self._wraps:
+        if not self._preset.json_array or self._wraps:
             return None
         limit = self._max_bytes
         fast = self._fast_dumps
@@ -348,13 +346,11 @@ class Encoder:
     # -- bodies --
 
     def body(self, parts: list[bytes]) -> bytes:
-        """The request body for a batch of encoded records."""
-        if self.format == "ndjson":
-            return b"\n".join(parts) + b"\n"
-        if self.format == "object":
-            return parts[0]
-        return b"[" + b",".join(parts) + b"]"
+        """The request body for a batch of encoded records (the preset's framing)."""
+        body: bytes = self._preset.frame(parts)
+        return body
 
     def body_size(self, part_sizes: int, count: int) -> int:
         """Bytes a body of ``count`` parts totalling ``part_sizes`` will take."""
-        return part_sizes + count + 1
+        size: int = self._preset.framed_size(part_sizes, count)
+        return size

@@ -17,8 +17,8 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -30,28 +30,17 @@ from urllib3.util.retry import Retry
 from . import __about__
 from .config import Settings, header_value_problem, mask_url
 from .errors import DeliveryError, PermanentError, TransientError
+from .presets import TRANSIENT_STATUSES, Answer  # noqa: F401 - TRANSIENT_STATUSES re-exported
 from .retry import Backoff, StopAtDeadline, parse_retry_after
 from .trust import build_ssl_context, select_proxy
 from .watchdog import Watchdog, shut, tracking_pools
 
 _TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})([^'\"),]*)")
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 BODY_EXCERPT = 200
 #: Bytes of an answer's body read at most (counted before any decoding): an
 #: excerpt is all the status-only verdict needs. Beyond it the connection is
 #: dropped instead of read to its end (a 200 MB or endless answer costs this).
 RESPONSE_CAP = 64 * 1024
-
-
-class Answer(NamedTuple):
-    """What a verdict is made from: the status, the headers and the start of
-    the body (``complete`` when the whole body fit and arrived)."""
-
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    body: bytes
-    complete: bool
 
 
 class Aborted(DeliveryError):
@@ -117,6 +106,7 @@ class Transport:
     ) -> None:
         self._s = settings
         self._response_cap = response_cap
+        self._classify = settings.preset.classify
         self._request_timeout = settings.request_timeout
         self._watchdog = Watchdog(settings.name)
         self._on_retry = on_retry
@@ -301,25 +291,27 @@ class Transport:
         )
 
     def _judge(self, answer: Answer) -> None:
-        """The status-only verdict: 2xx delivered, TRANSIENT_STATUSES retried,
-        anything else rejected. The body is only quoted."""
-        status = answer.status
-        if 200 <= status < 300:
-            return
-        excerpt = _excerpt(answer.body)
-        if status in TRANSIENT_STATUSES:
-            raise TransientError(
-                answer.reason or "transient",
-                status,
-                excerpt,
-                parse_retry_after(answer.headers.get("Retry-After")),
-            )
-        reason = answer.reason or "rejected"
-        if status == 407:
+        """Apply the preset's verdict: return when delivered, else raise
+        TransientError (retry) or PermanentError (rejected), quoting the body.
+        A 407 is the proxy's answer, not the collector's."""
+        if answer.status == 407:
             given = bool(self.proxy and urlsplit(self.proxy).password is not None)
             verdict = "refused the credentials" if given else "wants credentials"
-            reason = f"proxy {self.proxy_shown} {verdict} (407); check user:pass in proxy="
-        raise PermanentError(reason, status, excerpt)
+            raise PermanentError(
+                f"proxy {self.proxy_shown} {verdict} (407); check user:pass in proxy=",
+                407,
+                _excerpt(answer.body),
+            )
+        judged = self._classify(answer)
+        if judged.outcome == "delivered":
+            return
+        excerpt = _excerpt(answer.body)
+        if judged.outcome == "retry":
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+            if judged.retry_after is not None:
+                retry_after = max(retry_after or 0.0, judged.retry_after)
+            raise TransientError(judged.reason, answer.status, excerpt, retry_after)
+        raise PermanentError(judged.reason, answer.status, excerpt)
 
     # -- the retry policy --
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from ..presets import PRESETS
 from .checks import header_value_problem, url_problem
 from .files import check_ca_file, check_client_cert, load_client_cert
 from .parse import NOT_FROM_ENV, PARSERS, UNCATCHABLE_SIGNALS
@@ -132,9 +133,8 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             "no collector URL given",
             f"pass url='https://collector.example/ingest' or set {env_name('url')}",
         )
-    if values.get("format") == "object" and "batch_size" not in values:
-        values["batch_size"] = 1
-    elif (
+    _choose_preset(values)
+    if (
         "batch_size" not in values
         and values.get("queue_size", DEFAULT_BATCH_SIZE) < DEFAULT_BATCH_SIZE
     ):
@@ -142,3 +142,28 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     settings = Settings(**values)
     validate(settings)
     return settings
+
+
+def _choose_preset(values: dict[str, Any]) -> None:
+    """``preset=`` (a name or a Preset), else the old ``format=`` spelling of
+    the generic ones, else ``json``; then the preset's default settings for
+    whatever was not given."""
+    chosen = values.get("preset")
+    fmt = values.get("format")
+    if chosen is None:
+        if fmt is not None and fmt not in FORMATS:
+            raise ConfigError(
+                "format", f"{fmt!r} is not a format", f"use one of {', '.join(FORMATS)}"
+            )
+        chosen = PRESETS[fmt or "json"]
+    elif fmt is not None and fmt != chosen.name:
+        raise ConfigError(
+            "format",
+            f"{fmt!r} given together with preset={chosen.name!r} (which decides the body)",
+            "drop format=",
+        )
+    values["preset"] = chosen
+    if chosen.name in FORMATS:  # the generic ones keep ``format`` telling the truth
+        values["format"] = chosen.name
+    for key, value in chosen.defaults.items():
+        values.setdefault(key, value)

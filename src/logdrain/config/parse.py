@@ -5,6 +5,7 @@ ConfigError that names the field and the fix and never echoes a secret."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import json
 import math
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from ..presets import PRESETS, Preset
 from .checks import CONTROL, check_header_name, header_value_problem, url_problem
 from .files import check_ca_file, check_client_cert
 from .settings import Settings, mask_text_url
@@ -317,7 +319,23 @@ def _as_callable(name: str, value: Any) -> Any:
     )
 
 
+def _as_preset(name: str, value: Any) -> Preset:
+    if isinstance(value, Preset):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(
+            name, f"expected a preset name or a Preset, got {type(value).__name__}", "give a name"
+        )
+    key = value.strip().lower()
+    if key in PRESETS:
+        return PRESETS[key]
+    close = difflib.get_close_matches(key, sorted(PRESETS), n=1)
+    fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(sorted(PRESETS))}"
+    raise ConfigError(name, f"{value!r} is not a preset", fix)
+
+
 _SPECIAL: dict[str, Callable[[str, Any], Any]] = {
+    "preset": _as_preset,
     "url": _as_url,
     "token": _as_token,
     "headers": _as_headers,

@@ -70,6 +70,7 @@ class Settings:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     concurrency: int = DEFAULT_CONCURRENCY
     format: str = "json"
+    preset: Any = field(default=None, repr=False)  # a presets.Preset once resolved
     json_encoder: str = "auto"
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_retry_time: float = DEFAULT_MAX_RETRY_TIME
@@ -111,6 +112,7 @@ class Settings:
         shown.insert(0, f"url={mask_url(self.url)!r}")
         shown.insert(1, f"token={'***' if self.token else None}")
         shown.insert(2, f"headers={_mask_headers(self.headers)}")
+        shown.append(f"preset={getattr(self.preset, 'name', None)!r}")
         shown.append(f"proxy={mask_url(self.proxy) if self.proxy else None!r}")
         shown.append(f"auth={'***' if self.auth is not None else None}")
         shown.append(f"token_provider={'<callable>' if self.token_provider else None}")

@@ -122,11 +122,12 @@ def validate(s: Settings) -> None:
             "'orjson' is not installed",
             "pip install 'logdrain[orjson]', or use json_encoder='auto' or 'stdlib'",
         )
-    if s.format == "object" and s.batch_size != 1:
+    if s.preset.one_per_request and s.batch_size != 1:
         raise ConfigError(
             "batch_size",
-            f"format='object' sends one record per request but batch_size is {s.batch_size}",
-            "set batch_size=1 or use format='json'",
+            f"preset {s.preset.name!r} sends one record per request but batch_size is "
+            f"{s.batch_size}",
+            "set batch_size=1 or use preset='json'",
         )
     _validate_network(s)
     _validate_shaping(s)

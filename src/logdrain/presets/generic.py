@@ -1,0 +1,44 @@
+"""The generic presets: a JSON array, NDJSON, or one object per request,
+each judged by its status alone (any 2xx is success)."""
+
+from __future__ import annotations
+
+from .base import Preset
+
+
+def _array(parts: list[bytes]) -> bytes:
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _array_size(total: int, count: int) -> int:
+    return total + count + 1  # "[", "]" and count - 1 commas
+
+
+def _lines(parts: list[bytes]) -> bytes:
+    return b"\n".join(parts) + b"\n"
+
+
+def _lines_size(total: int, count: int) -> int:
+    return total + count  # one newline after each
+
+
+def _single(parts: list[bytes]) -> bytes:
+    if len(parts) != 1:
+        raise ValueError(f"one record per request, got {len(parts)}")
+    return parts[0]
+
+
+def _single_size(total: int, count: int) -> int:
+    return total
+
+
+JSON = Preset("json", "application/json", _array, _array_size, json_array=True)
+NDJSON = Preset("ndjson", "application/x-ndjson", _lines, _lines_size)
+OBJECT = Preset(
+    "object",
+    "application/json",
+    _single,
+    _single_size,
+    one_per_request=True,
+    defaults={"batch_size": 1},
+)

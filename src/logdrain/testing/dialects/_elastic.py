@@ -1,0 +1,288 @@
+"""Elasticsearch's ``_bulk`` API (``POST /_bulk``, ``POST /<index>/_bulk``), strictly."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import itertools
+import json
+import threading
+import time
+from collections.abc import Collection, Mapping
+from email.message import Message
+from typing import Any, ClassVar
+
+from ._base import Answer, Batch, Dialect, Play, Request, json_answer
+
+_TYPES = {"application/json", "application/x-ndjson"}
+_VENDOR = {"application/vnd.elasticsearch+json", "application/vnd.elasticsearch+x-ndjson"}
+_ACTIONS = ("create", "delete", "index", "update")
+_PARAMS = {
+    "_index", "_id", "routing", "pipeline", "require_alias", "require_data_stream",
+    "dynamic_templates", "if_seq_no", "if_primary_term", "version", "version_type",
+}  # fmt: skip
+_NEWLINE = "The bulk request must be terminated by a newline [\\n]"
+_INDEX_UUID = "fakeIndexUuid0000000A"
+
+
+def es_error(status: int, kind: str, reason: str, **extra: Any) -> Answer:
+    """Elasticsearch's REST error envelope."""
+    cause = {"type": kind, "reason": reason, **extra}
+    return json_answer(status, {"error": {"root_cause": [cause], **cause}, "status": status})
+
+
+class Elasticsearch(Dialect):
+    """Elasticsearch 8's bulk API, ``create`` and ``index`` actions.
+
+    Options: ``api_keys`` (accepted ``Authorization: ApiKey <value>``
+    values), ``users`` (Basic ``{user: password}``); with neither, security
+    is off and any Authorization header is ignored.  ``max_content_length``
+    (``http.max_content_length``, 100 MB): a larger body gets 413.
+
+    Plays: ``rejected`` (``items``: positions answered 429
+    ``es_rejected_execution_exception``, default all), ``mapper_parsing``
+    (``items``, ``reason``: 400 ``mapper_parsing_exception`` items),
+    ``error`` (the whole request: ``status`` default 503, ``type``,
+    ``reason``), ``too_large`` (413, empty body).
+    """
+
+    name = "elasticsearch"
+    path = "/_bulk"
+    plays: ClassVar[dict[str, frozenset[str]]] = {
+        "rejected": frozenset({"items"}),
+        "mapper_parsing": frozenset({"items", "reason"}),
+        "error": frozenset({"status", "type", "reason"}),
+        "too_large": frozenset(),
+    }
+
+    def __init__(
+        self,
+        *,
+        api_keys: Collection[str] = (),
+        users: Mapping[str, str] | None = None,
+        max_content_length: int = 100 * 1024 * 1024,
+    ) -> None:
+        self.api_keys = frozenset(api_keys)
+        self.users = dict(users or {})
+        self.max_content_length = max_content_length
+        self._lock = threading.Lock()
+        self._versions: dict[tuple[str, str], int] = {}
+        self._seq = itertools.count()
+        self._ids = itertools.count(1)
+
+    # ------------------------------------------------------------------ request level
+
+    def check(self, request: Request) -> Answer | Batch:
+        if len(request.body) > self.max_content_length:
+            return Answer(413)
+        parts = request.path.strip("/").split("/")
+        if not (parts == ["_bulk"] or (len(parts) == 2 and parts[1] == "_bulk" and parts[0])):
+            return json_answer(400, {
+                "error": f"no handler found for uri [{request.path}] and method [{request.method}]"
+            })  # fmt: skip
+        if request.method not in ("POST", "PUT"):
+            return json_answer(405, {
+                "error": f"Incorrect HTTP method for uri [{request.path}] and method "
+                f"[{request.method}], allowed: [POST, PUT]",
+                "status": 405,
+            })  # fmt: skip
+        raw_type = request.header("Content-Type")
+        if not raw_type:
+            return json_answer(406, {"error": "Content-Type header is missing", "status": 406})
+        message = Message()
+        message["content-type"] = raw_type
+        if message.get_content_type() not in _TYPES | _VENDOR:
+            return json_answer(406, {
+                "error": f"Content-Type header [{raw_type}] is not supported", "status": 406
+            })  # fmt: skip
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        body = request.body
+        if (request.header("Content-Encoding") or "").lower() == "gzip":
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError) as exc:
+                return es_error(400, "illegal_argument_exception", str(exc))
+        return self._parse(body, parts[0] if len(parts) == 2 else None)
+
+    def _authenticate(self, request: Request) -> Answer | None:
+        if not self.api_keys and not self.users:
+            return None
+        header = request.header("Authorization") or ""
+        scheme, _, value = header.partition(" ")
+        www = {"WWW-Authenticate": 'Basic realm="security", charset="UTF-8", ApiKey'}
+        if not header:
+            reason = f"missing authentication credentials for REST request [{request.path}]"
+        elif scheme.lower() == "apikey" and value.strip() in self.api_keys:
+            return None
+        elif scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user, password = "", "\0"
+            if user in self.users and self.users[user] == password:
+                return None
+            reason = f"unable to authenticate user [{user}] for REST request [{request.path}]"
+        else:
+            reason = (
+                "unable to authenticate with provided credentials and anonymous access is "
+                "not allowed for this request"
+            )
+        answer = es_error(401, "security_exception", reason, header={"WWW-Authenticate": [
+            'Basic realm="security", charset="UTF-8"', "ApiKey"]})  # fmt: skip
+        answer.headers.update(www)
+        return answer
+
+    def _parse(self, body: bytes, path_index: str | None) -> Answer | Batch:
+        if not body.strip():
+            return es_error(400, "action_request_validation_exception",
+                            "Validation Failed: 1: no requests added;")  # fmt: skip
+        if not body.endswith(b"\n"):
+            return es_error(400, "illegal_argument_exception", _NEWLINE)
+        lines = body[:-1].split(b"\n")
+        items: list[dict[str, Any]] = []
+        number = 0
+        while number < len(lines):
+            line = lines[number]
+            number += 1
+            if not line.strip():
+                continue
+            try:
+                action = json.loads(line)
+            except ValueError:
+                return es_error(
+                    400,
+                    "x_content_parse_exception",
+                    f"[{number}:1] Unexpected character in action/metadata line",
+                )
+            if not isinstance(action, dict) or len(action) != 1:
+                found = "START_ARRAY" if isinstance(action, list) else "VALUE_STRING"
+                if isinstance(action, dict):
+                    found = "END_OBJECT" if not action else "FIELD_NAME"
+                return es_error(
+                    400,
+                    "illegal_argument_exception",
+                    f"Malformed action/metadata line [{number}], expected "
+                    f"START_OBJECT or END_OBJECT but found [{found}]",
+                )
+            ((op, meta),) = action.items()
+            if op not in _ACTIONS:
+                return es_error(
+                    400,
+                    "illegal_argument_exception",
+                    f"Malformed action/metadata line [{number}], expected one of "
+                    f"[create, delete, index, update] but found [{op}]",
+                )
+            if op in ("delete", "update"):
+                return es_error(
+                    400,
+                    "illegal_argument_exception",
+                    f"logdrain strict fake: [{op}] actions are not implemented",
+                )
+            if not isinstance(meta, dict):
+                return es_error(
+                    400,
+                    "illegal_argument_exception",
+                    f"Malformed action/metadata line [{number}], expected "
+                    "START_OBJECT but found [VALUE_STRING]",
+                )
+            for key in meta:
+                if key not in _PARAMS:
+                    return es_error(
+                        400,
+                        "illegal_argument_exception",
+                        f"Action/metadata line [{number}] contains an unknown parameter [{key}]",
+                    )
+            if number >= len(lines):  # no source line after the action
+                return es_error(400, "illegal_argument_exception", _NEWLINE)
+            source_line = lines[number]
+            number += 1
+            index = meta.get("_index", path_index)
+            items.append({"op": op, "_index": index, "_id": meta.get("_id"),
+                          "line": source_line})  # fmt: skip
+        missing = [i for i, item in enumerate(items, 1) if not item["_index"]]
+        if missing:
+            text = "".join(f"{n}: index is missing;" for n in range(1, len(missing) + 1))
+            return es_error(
+                400, "action_request_validation_exception", "Validation Failed: " + text
+            )
+        records = [self._record(item, None) for item in items]
+        return Batch(items, [r for r in records if r], len(items))
+
+    @staticmethod
+    def _record(item: dict[str, Any], doc_id: str | None) -> dict[str, Any] | None:
+        try:
+            source = json.loads(item["line"])
+        except ValueError:
+            return None
+        if not isinstance(source, dict):
+            return None
+        return {"op": item["op"], "_index": item["_index"], "_id": doc_id or item["_id"],
+                "source": source}  # fmt: skip
+
+    # ------------------------------------------------------------------ ingest
+
+    def accept(self, request: Request, batch: Batch, play: Play | None) -> Answer:
+        started = time.monotonic()
+        if play is not None and play.kind == "too_large":
+            return Answer(413)
+        if play is not None and play.kind == "error":
+            status = int(play.params.get("status", 503))
+            return es_error(
+                status,
+                str(play.params.get("type", "unavailable_shards_exception")),
+                str(play.params.get("reason", "[logs][0] primary shard is not active")),
+            )
+        chosen: set[int] = set()
+        if play is not None:
+            chosen = set(play.params.get("items", range(batch.size)))
+        out: list[dict[str, Any]] = []
+        stored: list[dict[str, Any]] = []
+        with self._lock:
+            for position, item in enumerate(batch.items):
+                op, index = item["op"], item["_index"]
+                doc_id = item["_id"] or self._auto_id()
+                base = {"_index": index, "_id": doc_id}
+                record = self._record(item, doc_id)
+                if play is not None and position in chosen and play.kind == "rejected":
+                    size = len(item["line"])
+                    out.append({op: {**base, "status": 429, "error": {
+                        "type": "es_rejected_execution_exception",
+                        "reason": "rejected execution of coordinating operation "
+                        f"[coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes={size}, "
+                        f"coordinating_operation_bytes={size}, "
+                        "max_coordinating_and_primary_bytes=0]"}}})  # fmt: skip
+                    continue
+                if record is None or (play is not None and position in chosen):
+                    reason = (
+                        str(play.params.get("reason", "failed to parse"))
+                        if play is not None and position in chosen
+                        else "failed to parse"
+                    )
+                    out.append({op: {**base, "status": 400, "error": {
+                        "type": "mapper_parsing_exception", "reason": reason}}})  # fmt: skip
+                    continue
+                version = self._versions.get((index, doc_id))
+                if op == "create" and version is not None:
+                    out.append({op: {**base, "status": 409, "error": {
+                        "type": "version_conflict_engine_exception",
+                        "reason": f"[{doc_id}]: version conflict, document already exists "
+                        f"(current version [{version}])",
+                        "index_uuid": _INDEX_UUID, "shard": "0", "index": index}}})  # fmt: skip
+                    continue
+                version = (version or 0) + 1
+                self._versions[(index, doc_id)] = version
+                status, result = (201, "created") if version == 1 else (200, "updated")
+                out.append({op: {**base, "_version": version, "result": result,
+                    "_shards": {"total": 2, "successful": 1, "failed": 0},
+                    "_seq_no": next(self._seq), "_primary_term": 1, "status": status}})  # fmt: skip
+                stored.append(record)
+        took = int((time.monotonic() - started) * 1000)
+        errors = any("error" in next(iter(item.values())) for item in out)
+        answer = json_answer(200, {"errors": errors, "took": took, "items": out})
+        return Answer(answer.status, answer.body, answer.headers, stored)
+
+    def _auto_id(self) -> str:
+        raw = next(self._ids).to_bytes(15, "big")
+        return base64.urlsafe_b64encode(raw).decode()

@@ -1,0 +1,118 @@
+"""The preset seam: generic presets by name, a custom Preset's framing and
+classifier applied by the transport, and the settings that choose them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import logdrain
+from logdrain.presets import Answer, Preset, Verdict, status_verdict
+from logdrain.testing import Collector
+
+FAST = {"flush_interval": 0.02, "backoff_initial": 0.01, "backoff_max": 0.05}
+
+
+def test_ndjson_preset_is_the_old_ndjson_format(collector: Collector) -> None:
+    with logdrain.Drain(collector.url, preset="ndjson", **FAST) as drain:
+        for i in range(3):
+            drain.submit({"message": f"n {i}"})
+        assert drain.flush(10)
+    (request,) = collector.requests
+    assert request.headers["Content-Type"] == "application/x-ndjson"
+    assert request.body.endswith(b"\n") and request.body.count(b"\n") == 3
+    assert drain.settings.format == "ndjson"
+
+
+def test_object_preset_defaults_to_one_record_per_request(collector: Collector) -> None:
+    with logdrain.Drain(collector.url, preset="object", **FAST) as drain:
+        assert drain.settings.batch_size == 1
+        for i in range(3):
+            drain.submit({"message": f"o {i}"})
+        assert drain.flush(10)
+    assert sorted(json.loads(r.body)["message"] for r in collector.requests) == [
+        "o 0",
+        "o 1",
+        "o 2",
+    ]
+
+
+def test_preset_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGDRAIN_PRESET", "NDJSON")
+    drain = logdrain.Drain("http://127.0.0.1:9/x", capture_crashes=False)
+    try:
+        assert drain.settings.preset.name == "ndjson"
+        assert "preset='ndjson'" in repr(drain.settings)
+    finally:
+        drain.close(0)
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "fix"),
+    [
+        ({"preset": "ndjsn"}, "preset", "did you mean 'ndjson'?"),
+        ({"preset": "xml"}, "preset", "use one of json, ndjson, object"),
+        ({"preset": 3}, "preset", "give a name"),
+        ({"preset": "ndjson", "format": "json"}, "format", "drop format="),
+        ({"preset": "object", "batch_size": 5}, "batch_size", "set batch_size=1"),
+    ],
+)
+def test_wrong_preset_settings_fail_at_construction(
+    options: dict[str, object], field: str, fix: str
+) -> None:
+    with pytest.raises(logdrain.ConfigError) as info:
+        logdrain.Drain("http://127.0.0.1:9/x", capture_crashes=False, **options)
+    assert info.value.field == field
+    assert fix in str(info.value)
+
+
+def _picky_verdict(answer: Answer) -> Verdict:
+    """A collector that answers 200 with {"ok": false} when it did not take the batch."""
+    if 200 <= answer.status < 300 and answer.body:
+        reply = json.loads(answer.body)
+        if reply.get("ok") is False:
+            if reply.get("retry"):
+                return Verdict("retry", "collector busy", retry_after=0.01)
+            return Verdict("rejected", str(reply.get("error")))
+    return status_verdict(answer)
+
+
+PICKY = Preset(
+    "picky-lines",
+    "application/x-ndjson; charset=utf-8",
+    frame=b"\n".join,
+    framed_size=lambda total, count: total + count,
+    classify=_picky_verdict,
+    defaults={"batch_size": 5},
+)
+
+
+def test_a_custom_preset_frames_and_judges(collector: Collector) -> None:
+    """The transport applies the preset's verdict: a 200 that says "busy"
+    is retried, a 200 that says "no" is rejected with the collector's reason,
+    and the framing and content type are the preset's own."""
+    collector.script(200, body=b'{"ok": false, "retry": true}')
+    collector.script(200, body=b'{"ok": false, "error": "bad tenant"}')
+    with logdrain.Drain(collector.url, preset=PICKY, concurrency=1, **FAST) as drain:
+        assert drain.settings.batch_size == 5
+        for i in range(10):
+            drain.submit({"message": f"p {i}"})
+        assert drain.flush(10)
+        stats = drain.stats()
+    assert (stats.delivered, stats.rejected, stats.retries) == (5, 5, 1)
+    first = collector.requests[0]
+    assert first.headers["Content-Type"] == "application/x-ndjson; charset=utf-8"
+    assert [json.loads(line)["message"] for line in first.body.split(b"\n")] == [
+        f"p {i}" for i in range(5)
+    ]
+
+
+def test_a_custom_preset_refusal_names_the_collector_reason(
+    collector: Collector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    collector.script(200, body=b'{"ok": false, "error": "bad tenant"}')
+    with logdrain.Drain(collector.url, preset=PICKY, **FAST) as drain:
+        drain.submit({"message": "x"})
+        assert drain.flush(10)
+    assert "bad tenant" in capsys.readouterr().err
