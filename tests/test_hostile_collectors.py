@@ -19,6 +19,12 @@ import logdrain
 from logdrain.testing import Collector
 
 from . import proc
+from .tls_helpers import (  # noqa: F401 - fixtures
+    ca_pem_fixture,
+    server_cert_fixture,
+    tls_ca_fixture,
+    tls_collector_fixture,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process semantics")
 
@@ -83,6 +89,34 @@ def test_an_attempt_ends_at_request_timeout(
     # The trickled answer may end in a 200 after logdrain gave up on it: at
     # least once, then, with the same batch id.
     assert {r["message"] for r in collector.records} == {f"r {i}" for i in range(10)}
+
+
+@pytest.mark.parametrize("kind", ["trickle_status", "trickle_body_503", "silent"])
+def test_an_attempt_over_tls_ends_at_request_timeout_as_transient(
+    tls_collector: Collector, ca_pem: str, kind: str
+) -> None:
+    """The deadline holds over TLS too (the watchdog shuts the socket under
+    the TLS layer), and however the cut surfaces it is the deadline: the
+    batch is retried, never rejected."""
+    if kind == "trickle_body_503":
+        tls_collector.fault("trickle_body", status=503, interval=0.5, body=b"x" * 200)
+    elif kind == "silent":
+        tls_collector.fault(kind)
+    else:
+        tls_collector.fault(kind, interval=0.5)
+    with logdrain.Drain(
+        tls_collector.url,
+        ca_bundle=ca_pem,
+        request_timeout=1.5,
+        read_timeout=5,
+        max_attempts=3,
+        **QUICK,
+    ) as drain:
+        _ship(drain, 10)
+        assert drain.flush(30)
+        stats = drain.stats()
+    assert (stats.delivered, stats.rejected) == (10, 0)
+    assert stats.retries >= 1
 
 
 def test_four_trickling_batches_do_not_stop_shipping(

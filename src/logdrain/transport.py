@@ -210,7 +210,9 @@ class Transport:
             try:
                 response = self._post(body, batch_id, auth, total)
                 return self._read_answer(response)
-            except TransientError:
+            except (TransientError, PermanentError):
+                # Whatever the cut socket looked like (a reset, a TLS error),
+                # an attempt the deadline ended is a transient failure.
                 if attempt.expired:
                     raise self._expired(total) from None
                 raise
