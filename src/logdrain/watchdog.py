@@ -8,9 +8,12 @@ deadline for the whole of it (connect, send, answer). The connections that
 urllib3 opens are of the classes :func:`tracking_pools` builds: each binds
 itself to the attempt of the thread using it, and when the deadline passes
 the watchdog shuts the socket, which ends the blocked read at once. That
-works for every socket operation; it cannot cut a DNS lookup short (CPython
-cannot interrupt ``getaddrinfo``), which the connect timeout does not bound
-either: such an attempt is left on its daemon thread.
+works for every socket operation once urllib3 holds the socket; it cannot
+cut a DNS lookup short (CPython cannot interrupt ``getaddrinfo``), which the
+connect timeout does not bound either, nor a TLS handshake (or proxy
+CONNECT) still under way, which only ``connect_timeout`` per read bounds:
+such an attempt is left on its daemon thread (and a close deadline's abort
+is still kept, since the closing thread never waits past it).
 """
 
 from __future__ import annotations
