@@ -116,3 +116,68 @@ def test_a_custom_preset_refusal_names_the_collector_reason(
         drain.submit({"message": "x"})
         assert drain.flush(10)
     assert "bad tenant" in capsys.readouterr().err
+
+
+def _tenant(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError("the tenant must be a non-empty string")
+    return raw.strip()
+
+
+TENANTED = Preset(
+    "tenanted",
+    "application/json",
+    frame=PICKY.frame,
+    framed_size=PICKY.framed_size,
+    path="/v1/push",
+    options={"tenant": _tenant},
+    headers=lambda options: {"X-Tenant": options.get("tenant", "default")},
+    auth=lambda token: {"X-Api-Key": token},
+)
+
+
+def test_a_preset_option_path_headers_and_token_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preset's options are plain keywords (or LOGDRAIN_<NAME>), its
+    path completes a bare URL, its headers and token scheme are sent."""
+    with Collector(path="/v1/push") as collector:
+        bare = collector.url.removesuffix("/v1/push")
+        with logdrain.Drain(bare, preset=TENANTED, token="tok-123", tenant="team-a") as drain:
+            assert drain.settings.url == collector.url
+            drain.submit({"message": "x"})
+            assert drain.flush(10)
+        monkeypatch.setenv("LOGDRAIN_TENANT", "team-b")
+        with logdrain.Drain(bare + "/", preset=TENANTED, token="tok-123") as drain:
+            drain.submit({"message": "y"})
+            assert drain.flush(10)
+        first, second = collector.requests
+    assert first.headers["X-Tenant"] == "team-a" and second.headers["X-Tenant"] == "team-b"
+    assert first.headers["X-Api-Key"] == "tok-123"
+    assert "Authorization" not in first.headers
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "says"),
+    [
+        ({"preset": TENANTED, "tennant": "a"}, "tennant", "did you mean 'tenant'?"),
+        ({"preset": TENANTED, "tenant": " "}, "tenant", "non-empty string"),
+        ({"tenant": "a"}, "tenant", "unknown setting (preset 'json')"),
+    ],
+)
+def test_wrong_preset_options_fail_naming_the_preset(
+    options: dict[str, object], field: str, says: str
+) -> None:
+    with pytest.raises(logdrain.ConfigError) as info:
+        logdrain.Drain("http://127.0.0.1:9/x", capture_crashes=False, **options)
+    assert info.value.field == field
+    assert says in str(info.value)
+
+
+def test_a_variable_for_an_option_the_preset_does_not_take_is_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LOGDRAIN_TENANT", "team-a")
+    drain = logdrain.Drain("http://127.0.0.1:9/x", capture_crashes=False)
+    try:
+        assert drain.settings.options == {}
+    finally:
+        drain.close(0)

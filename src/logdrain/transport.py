@@ -135,7 +135,8 @@ class Transport:
         session.headers["User-Agent"] = f"logdrain/{__about__.__version__}"
         session.headers["Content-Type"] = self._content_type
         session.headers["Accept-Encoding"] = "identity"  # answers are counted in raw bytes
-        session.headers.update(self._s.headers)
+        session.headers.update(self._s.preset.headers(self._s.options))
+        session.headers.update(self._s.headers)  # yours win
         if isinstance(self._s.auth, tuple):
             session.auth = requests.auth.HTTPBasicAuth(*self._s.auth)
         elif self._s.auth is not None:
@@ -145,10 +146,11 @@ class Transport:
     # -- tokens --
 
     def _bearer(self, refresh: bool = False) -> dict[str, str]:
-        """The Authorization header: a static token, or the provider's, cached."""
+        """The token's header, in the preset's scheme (``Bearer`` unless it
+        says otherwise): a static token, or the provider's, cached."""
         provider = self._s.token_provider
         if provider is None:
-            return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+            return dict(self._s.preset.auth(self._token)) if self._token else {}
         with self._token_lock:
             if refresh or self._token is None:
                 try:
@@ -163,7 +165,7 @@ class Transport:
                 if problem:
                     raise PermanentError(f"token_provider returned a token that {problem}")
                 self._token = token
-            return {"Authorization": f"Bearer {self._token}"}
+            return dict(self._s.preset.auth(self._token))
 
     def reset_after_fork(self) -> None:
         """A forked child must not share the parent's sockets or events."""

@@ -17,6 +17,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..presets import PRESETS
@@ -113,12 +114,6 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     environment, then the default).
     """
     environ = os.environ if environ is None else environ
-    unknown = [k for k in explicit if k not in SETTING_NAMES]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(key, sorted(SETTING_NAMES), n=1)
-        fix = f"did you mean {close[0]!r}?" if close else "see the settings table in README.md"
-        raise ConfigError(key, "unknown setting", fix)
     values: dict[str, Any] = {}
     for name, parse in PARSERS.items():
         raw = explicit.get(name)
@@ -134,6 +129,10 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             f"pass url='https://collector.example/ingest' or set {env_name('url')}",
         )
     _choose_preset(values)
+    preset = values["preset"]
+    values["options"] = _preset_options(preset, explicit, environ)
+    if preset.path and urlsplit(values["url"]).path in ("", "/"):
+        values["url"] = values["url"].rstrip("/") + preset.path
     if (
         "batch_size" not in values
         and values.get("queue_size", DEFAULT_BATCH_SIZE) < DEFAULT_BATCH_SIZE
@@ -167,3 +166,32 @@ def _choose_preset(values: dict[str, Any]) -> None:
         values["format"] = chosen.name
     for key, value in chosen.defaults.items():
         values.setdefault(key, value)
+
+
+def _preset_options(
+    preset: Any, explicit: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The chosen preset's own settings (explicit, else ``LOGDRAIN_<NAME>``);
+    any other unknown keyword is a ConfigError naming the preset and the
+    closest setting or option. A variable for an option this preset does
+    not take is ignored."""
+    known = SETTING_NAMES | set(preset.options)
+    for key in explicit:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            fix = f"did you mean {close[0]!r}?" if close else "see the settings table in README.md"
+            raise ConfigError(key, f"unknown setting (preset {preset.name!r})", fix)
+    options: dict[str, Any] = {}
+    for name, parse in preset.options.items():
+        raw = explicit.get(name)
+        if raw is None:
+            raw = environ.get(env_name(name))
+            if raw is None:
+                continue
+        try:
+            options[name] = parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                name, f"{exc} (preset {preset.name!r})", f"see the {preset.name} preset's options"
+            ) from None
+    return options

@@ -71,6 +71,7 @@ class Settings:
     concurrency: int = DEFAULT_CONCURRENCY
     format: str = "json"
     preset: Any = field(default=None, repr=False)  # a presets.Preset once resolved
+    options: Mapping[str, Any] = field(default_factory=dict)  # the preset's own settings
     json_encoder: str = "auto"
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_retry_time: float = DEFAULT_MAX_RETRY_TIME

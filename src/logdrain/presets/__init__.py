@@ -7,7 +7,15 @@ your own. Today's presets are the generic ones, ``json`` (the default),
 
 from __future__ import annotations
 
-from .base import DELIVERED, TRANSIENT_STATUSES, Answer, Preset, Verdict, status_verdict
+from .base import (
+    DELIVERED,
+    TRANSIENT_STATUSES,
+    Answer,
+    Preset,
+    Verdict,
+    bearer,
+    status_verdict,
+)
 from .generic import JSON, NDJSON, OBJECT
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (JSON, NDJSON, OBJECT)}
@@ -19,6 +27,7 @@ __all__ = [
     "Answer",
     "Preset",
     "Verdict",
+    "bearer",
     "get",
     "status_verdict",
 ]

@@ -54,6 +54,15 @@ def status_verdict(answer: Answer) -> Verdict:
     return Verdict("rejected", answer.reason or "rejected")
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The usual token scheme: ``Authorization: Bearer <token>``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def no_headers(options: Mapping[str, Any]) -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Preset:
     """One collector's dialect.
@@ -64,7 +73,15 @@ class Preset:
     ``one_per_request``: the collector takes one record per request.
     ``json_array``: the body is a JSON array of the records, which lets the
     encoder build it in chunks (the fast path). ``defaults``: settings this
-    collector wants unless the user says otherwise."""
+    collector wants unless the user says otherwise.
+
+    ``path`` is appended to a URL that has none (``https://loki:3100``).
+    ``options`` are the preset's own settings, plain keywords from code,
+    dictConfig or ``LOGDRAIN_<NAME>``: each name maps to a parser taking the
+    raw value and returning the parsed one, or raising ValueError with what
+    is wrong. ``headers`` turns the parsed options into fixed request
+    headers (a tenant header, say); ``auth`` turns a token into the header
+    that carries it, in the collector's own scheme."""
 
     name: str
     content_type: str
@@ -74,3 +91,7 @@ class Preset:
     one_per_request: bool = False
     json_array: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    path: str = ""
+    options: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    headers: Callable[[Mapping[str, Any]], Mapping[str, str]] = no_headers
+    auth: Callable[[str], Mapping[str, str]] = bearer
