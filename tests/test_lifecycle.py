@@ -195,14 +195,19 @@ print("hook is default:", sys.excepthook is sys.__excepthook__)
 def _terminate_when_ready(
     code: str, collector: Collector, before_signal: Callable[[], object] = lambda: None
 ) -> tuple[int, str]:
-    """Start ``code``, wait for its READY line, send SIGTERM; (exit status, stdout)."""
-    child = proc.start(PRELUDE + code, LOGDRAIN_URL=collector.url)
+    """Start ``code``, wait for its READY line, send SIGTERM; (exit status, stdout).
+
+    A child still alive after 45 s dumps every thread's stack and exits, and
+    the test fails with that dump (a hang here was once seen, not reproduced)."""
+    watchdog = "import faulthandler\nfaulthandler.dump_traceback_later(45, exit=True)\n"
+    child = proc.start(watchdog + PRELUDE + code, LOGDRAIN_URL=collector.url)
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "READY"
         before_signal()
         child.send_signal(signal.SIGTERM)
-        out, _ = child.communicate(timeout=60)
+        out, err = child.communicate(timeout=60)
+        assert "Timeout (0:00:45)!" not in err, err
     finally:
         if child.poll() is None:
             child.kill()
