@@ -28,6 +28,8 @@ from typing import Any
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from . import guard
+
 _current = threading.local()  # .attempt: the Attempt this thread is making, if any
 
 
@@ -117,6 +119,7 @@ class Watchdog:
         self._thread = thread
 
     def _run(self) -> None:
+        guard.block_signals()
         with self._cond:
             while not self._closed:
                 now = time.monotonic()
