@@ -29,6 +29,8 @@ from typing import Any
 
 import _util
 
+from logdrain.queue import Lot
+
 REPEATS = 5
 BATCH = 500
 
@@ -126,7 +128,7 @@ def _dispatcher(settings: Any, encoder: Any) -> Any:
     from logdrain.transport import Transport
     from logdrain.worker import Worker
 
-    transport = Transport(settings, content_type=encoder.content_type, on_retry=lambda: None)
+    transport = Transport(settings, content_type=encoder.content_type)
     queue = RecordQueue(10**6, "drop_oldest", 1.0, BATCH)
     return Worker(settings, queue, encoder, transport, Reporter("bench", 10))
 
@@ -187,7 +189,7 @@ def _encoding(settings: Any) -> dict[str, dict[str, float]]:
                 lambda s=snaps, f=encode_batch: f(s), n, BATCH
             )
         row["Worker.prepare (what a sender thread runs)"] = _per_call(
-            lambda s=snaps: dispatcher.prepare(s), n, BATCH
+            lambda s=snaps: dispatcher.prepare(Lot(0, len(s)), s), n, BATCH
         )
         if orjson is not None:
             same = (
@@ -208,10 +210,16 @@ def _http(settings: Any) -> dict[str, float]:
     with _util.CollectorProcess() as collector:
         s = dataclasses.replace(settings, url=collector.url)
         encoder = Encoder(s)
-        transport = Transport(s, content_type=encoder.content_type, on_retry=lambda: None)
+        transport = Transport(s, content_type=encoder.content_type)
         dispatcher = _dispatcher(s, encoder)
         items = [snapshot(r) for r in _records("bench", BATCH)]
-        body = dispatcher.prepare(items)[0][1]
+        from logdrain.shipping import Shipper
+
+        pieces = dispatcher.prepare(Lot(0, len(items)), items)[0]
+        body = encoder.body([part for _, part, _ in pieces])
+        retrying = Shipper(
+            s, transport, dispatcher._queue, dispatcher._reporter, encoder.body
+        )._retrying()
         session = requests.Session()
         headers = {"Content-Type": "application/json"}
         n = 40
@@ -227,7 +235,7 @@ def _http(settings: Any) -> dict[str, float]:
                 cpus.append((time.thread_time() - c0) / n * 1e6)
             return _util.median(walls), _util.median(cpus)
 
-        deliver = timed(lambda: transport.deliver(body, uuid.uuid4().hex))
+        deliver = timed(lambda: retrying(transport.post_once, body, uuid.uuid4().hex))
         post_once = timed(lambda: transport.post_once(body, uuid.uuid4().hex))
         raw = timed(lambda: session.post(collector.url, data=body, headers=headers))
         transport.close()

@@ -57,7 +57,7 @@ def roundtrip(encoder: Encoder, value: Any) -> Any:
     shipped = strict_loads(data)["v"]
     bodies = encoder.encode_batch([{"v": value}])
     if bodies is not None:
-        assert [strict_loads(body) for _, body in bodies] == [[{"v": shipped}]]
+        assert [strict_loads(b"[" + part + b"]") for _, part in bodies] == [[{"v": shipped}]]
     return shipped
 
 
@@ -382,7 +382,7 @@ def test_batch_fast_path_agrees_with_the_per_record_path(json_encoder: str, valu
     bodies = encoder.encode_batch(items)
     if bodies is None:  # refused: the dispatcher takes the per-record path
         return
-    assert [doc for _, body in bodies for doc in strict_loads(body)] == expected
+    assert [doc for _, part in bodies for doc in strict_loads(b"[" + part + b"]")] == expected
     assert sum(count for count, _ in bodies) == len(items)
 
 
@@ -392,7 +392,7 @@ def test_orjson_missing_falls_back_to_stdlib(monkeypatch: pytest.MonkeyPatch) ->
     encoder = Encoder(resolve({"url": URL}))
     assert encoder.json_encoder == "stdlib"
     bodies = encoder.encode_batch([{"message": "hi", "x": float("inf")}, {"message": "ok"}])
-    assert bodies is None or strict_loads(bodies[0][1])[1] == {"message": "ok"}
+    assert bodies is None or strict_loads(b"[" + bodies[0][1] + b"]")[1] == {"message": "ok"}
 
 
 # -- which attributes of a LogRecord are extras --------------------------------------
@@ -401,7 +401,7 @@ def test_orjson_missing_falls_back_to_stdlib(monkeypatch: pytest.MonkeyPatch) ->
 def _document(encoder: Encoder, record: logging.LogRecord) -> dict[str, Any]:
     bodies = encoder.encode_batch([stdlib_item(record)])
     assert bodies is not None
-    (doc,) = strict_loads(bodies[0][1])
+    (doc,) = strict_loads(b"[" + bodies[0][1] + b"]")
     assert doc == strict_loads(encoder.encode(stdlib_item(record))[0])
     return dict(doc)
 

@@ -52,7 +52,7 @@ def test_preset_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("options", "field", "fix"),
     [
         ({"preset": "ndjsn"}, "preset", "did you mean 'ndjson'?"),
-        ({"preset": "xml"}, "preset", "use one of json, ndjson, object"),
+        ({"preset": "xml"}, "preset", "use one of datadog, elasticsearch, gelf, json"),
         ({"preset": 3}, "preset", "give a name"),
         ({"preset": "ndjson", "format": "json"}, "format", "drop format="),
         ({"preset": "object", "batch_size": 5}, "batch_size", "set batch_size=1"),

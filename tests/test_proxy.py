@@ -159,9 +159,9 @@ def test_wrong_proxy_credentials_are_permanent(
 
     # The exception a direct delivery raises (and its whole chain) is clean too.
     with pytest.raises(PermanentError) as caught:
-        transport = Transport(d.settings, content_type="application/json", on_retry=lambda: None)
+        transport = Transport(d.settings, content_type="application/json")
         try:
-            transport.deliver(b'[{"message": "m"}]', "batch-1")
+            transport.post_once(b'[{"message": "m"}]', "batch-1")
         finally:
             transport.close()
     assert caught.value.status in (None, 407)

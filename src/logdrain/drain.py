@@ -46,7 +46,6 @@ class Drain:
         self._transport = Transport(
             settings,
             content_type=self._encoder.content_type,
-            on_retry=self._queue.count_retry,
             on_secret=self._reporter.add_secret,
         )
         for secret in settings.secrets(self._transport.proxy):  # the proxy may come from env

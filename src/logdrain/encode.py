@@ -289,17 +289,24 @@ class Encoder:
         inner: Any = data.decode("utf-8") if self._as_string else json.loads(data)
         return self.dumps({**self._envelope, self._record_key: inner})
 
+    def _wrap_obj(self, doc: dict[str, Any], data: bytes) -> dict[str, Any]:
+        """The envelope as an object (``data``: the record's JSON, for
+        ``record_as_string``)."""
+        if self._record_key is None:
+            return {**doc, **self._envelope}
+        inner: Any = data.decode("utf-8") if self._as_string else doc
+        return {**self._envelope, self._record_key: inner}
+
     def encode_batch(self, items: list[Any]) -> list[tuple[int, bytes]] | None:
-        """Fast path for JSON-array bodies (``preset.json_array``): (record count, body) pairs made
-        without the per-record bookkeeping of :meth:`encode`. None sends the
-        batch down the per-record path: another format or an envelope,
-        anything the fast encoder refuses (NaN, cycles, odd keys, surrogates,
-        huge ints), or a chunk above ``max_record_bytes`` (a record in it may
-        need truncating)."""
-        if not self._preset.json_array or self._wraps:
+        """Fast path for JSON-array bodies (``preset.json_array``, no record
+        mapping): (record count, part) pieces, each part a chunk of up to
+        100 records' JSON joined by commas, made without the per-record
+        bookkeeping of :meth:`encode`. None sends the batch down the
+        per-record path: another format or an envelope, anything the fast
+        encoder refuses (NaN, cycles, odd keys, surrogates, huge ints), or a
+        chunk above ``max_record_bytes`` (a record in it may need truncating)."""
+        if not self._preset.json_array or self._wraps or self._preset.record is not None:
             return None
-        limit = self._max_bytes
-        fast = self._fast_dumps
         try:
             document = self.document
             stdlib_document = self._stdlib_document
@@ -311,10 +318,20 @@ class Encoder:
             ]
             if self._rename or self._fields:
                 docs = [self.shape(doc) for doc in docs]
-            # One encoder call per chunk amortises its setup (about half the
-            # cost of a call per record); a chunk within the limit proves each
-            # of its records is, and fits any one body.
-            parts: list[tuple[int, bytes]] = []
+        except Exception:  # noqa: BLE001 - the per-record path handles every case
+            return None
+        return self.chunks(docs)
+
+    def chunks(self, docs: list[Any]) -> list[tuple[int, bytes]] | None:
+        """``docs`` as JSON in chunks: (count, comma-joined records) pieces,
+        or None when any chunk needs the per-record path."""
+        limit = self._max_bytes
+        fast = self._fast_dumps
+        # One encoder call per chunk amortises its setup (about half the
+        # cost of a call per record); a chunk within the limit proves each
+        # of its records is, and fits any one body.
+        parts: list[tuple[int, bytes]] = []
+        try:
             for start in range(0, len(docs), _STDLIB_CHUNK):
                 chunk = docs[start : start + _STDLIB_CHUNK]
                 if fast is None:
@@ -330,23 +347,29 @@ class Encoder:
                 parts.append((len(chunk), data[1:-1]))
         except Exception:  # noqa: BLE001 - the per-record path handles every case
             return None
-        bodies: list[tuple[int, bytes]] = []
-        group: list[bytes] = []
-        count, size = 0, 1  # size: the body's length so far, "[" and separators included
-        for n, part in parts:
-            if group and size + len(part) + 1 > self._batch_bytes:
-                bodies.append((count, b"[" + b",".join(group) + b"]"))
-                group, count, size = [], 0, 1
-            group.append(part)
-            count += n
-            size += len(part) + 1
-        bodies.append((count, b"[" + b",".join(group) + b"]"))
-        return bodies
+        return parts
+
+    def wrapped(self, item: Any) -> Any:
+        """The shaped, enveloped generic document of ``item`` as an object
+        (what a preset's record mapping receives). Never raises."""
+        try:
+            doc = self.shape(self.document(item))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a malformed snapshot still ships
+            doc = {"message": "<logdrain: malformed record>", "error": describe(exc)}
+        if not self._wraps:
+            return doc
+        return self._wrap_obj(doc, self.dumps(doc) if self._as_string else b"")
+
+    def text(self, obj: Any) -> str:
+        """``obj`` as JSON text (a Loki line): the encoder's own, never raises."""
+        return self.dumps(obj).decode("utf-8")
 
     # -- bodies --
 
-    def body(self, parts: list[bytes]) -> bytes:
-        """The request body for a batch of encoded records (the preset's framing)."""
+    def body(self, parts: list[Any]) -> bytes:
+        """The request body for a batch of encoded parts (the preset's framing)."""
         body: bytes = self._preset.frame(parts)
         return body
 

@@ -167,8 +167,9 @@ class RecordQueue:
             return True
         return time.monotonic() - self._oldest_at >= linger
 
-    def settle(self, lot: Lot, count: int, outcome: Outcome) -> None:
-        """Move ``count`` records of ``lot`` from in-flight to ``outcome``."""
+    def settle(self, lot: Lot, count: int, outcome: Outcome, *, batch_done: bool = True) -> None:
+        """Move ``count`` records of ``lot`` from in-flight to ``outcome``
+        (``batch_done``: this ends one request's story, for ``batches``)."""
         with self._lock:
             if not lot.abandoned:
                 self.in_flight -= count
@@ -180,7 +181,7 @@ class RecordQueue:
                 self.delivered += count
             # else: abandoned at the close deadline, counted dropped_closed, and it stays
             lot.remaining -= count
-            self.batches += 1  # one request's final outcome
+            self.batches += batch_done  # one request's final outcome
             if lot.remaining <= 0:
                 self._open.pop(id(lot), None)
             if self._flush_waiters:

@@ -1,16 +1,17 @@
-"""HTTP delivery of one body: a ``requests.Session`` plus the tenacity policy.
+"""HTTP delivery of one body, one attempt at a time, over a ``requests.Session``.
 
-One retry layer only: urllib3's own retries and redirects are off. A batch is
-retried on connection errors, timeouts and 408/425/429/500/502/503/504; any
-other answer is permanent. Waits are exponential with jitter, capped, and
-stretched to honour ``Retry-After``; a shutdown cuts them short, and open
-sockets can be shut so a hung request cannot outlive a close deadline.
+urllib3's own retries and redirects are off: the one retry layer is
+``shipping.py``'s. An attempt has a total deadline (``request_timeout``),
+reads at most ``RESPONSE_CAP`` bytes of the answer, and hands the answer to
+the preset's classifier; connection failures are transient, TLS failures
+permanent. A shutdown cuts sleeps short and shuts open sockets, so a hung
+request cannot outlive a close deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
+import gzip
 import re
 import ssl
 import threading
@@ -18,20 +19,19 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
 import requests.auth
-import tenacity
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import __about__
 from .config import Settings, header_value_problem, mask_url
 from .errors import DeliveryError, PermanentError, TransientError
-from .presets import TRANSIENT_STATUSES, Answer  # noqa: F401 - TRANSIENT_STATUSES re-exported
-from .retry import Backoff, StopAtDeadline, parse_retry_after
+from .presets import TRANSIENT_STATUSES, Answer, Verdict  # noqa: F401 - TRANSIENT_STATUSES re-exported
+from .retry import parse_retry_after
 from .trust import build_ssl_context, select_proxy
 from .watchdog import Watchdog, shut, tracking_pools
 
@@ -41,6 +41,9 @@ BODY_EXCERPT = 200
 #: excerpt is all the status-only verdict needs. Beyond it the connection is
 #: dropped instead of read to its end (a 200 MB or endless answer costs this).
 RESPONSE_CAP = 64 * 1024
+#: gzip level for ``compress="gzip"`` (benchmarks/compression.py: level 1
+#: already gets most of the ratio on log records, at a fraction of the CPU).
+GZIP_LEVEL = 1
 
 
 class Aborted(DeliveryError):
@@ -48,6 +51,20 @@ class Aborted(DeliveryError):
 
     def __init__(self) -> None:
         super().__init__("abandoned at the close deadline")
+
+
+class Reply(NamedTuple):
+    """An answer the transport did not turn into an error: the verdict
+    (``delivered``, ``partial`` or ``split``), the status, and the start of
+    the body, on one line."""
+
+    verdict: Verdict
+    status: int
+    excerpt: str
+
+    def describe(self) -> str:
+        text = f"HTTP {self.status}: {self.verdict.reason or 'refused'}"
+        return f"{text}: {self.excerpt!r}" if self.excerpt else text
 
 
 class _Adapter(HTTPAdapter):
@@ -100,7 +117,6 @@ class Transport:
         settings: Settings,
         *,
         content_type: str,
-        on_retry: Callable[[], None],
         on_secret: Callable[[str], None] = lambda value: None,
         response_cap: int = RESPONSE_CAP,
     ) -> None:
@@ -109,7 +125,6 @@ class Transport:
         self._classify = settings.preset.classify
         self._request_timeout = settings.request_timeout
         self._watchdog = Watchdog(settings.name)
-        self._on_retry = on_retry
         self._on_secret = on_secret
         self._content_type = content_type
         self.abort_event = threading.Event()
@@ -122,7 +137,9 @@ class Transport:
         self._proxies = {"http": proxy, "https": proxy} if proxy else {}
         self._token_lock = threading.Lock()
         self._token: str | None = settings.token
-        self._outage_until = 0.0
+        self._gzip = settings.compress.strip().lower() == "gzip"
+        self._pace_lock = threading.Lock()
+        self._next_request = 0.0  # the preset's min_interval between requests
         self.session = self._new_session()
 
     def _new_session(self) -> requests.Session:
@@ -135,6 +152,8 @@ class Transport:
         session.headers["User-Agent"] = f"logdrain/{__about__.__version__}"
         session.headers["Content-Type"] = self._content_type
         session.headers["Accept-Encoding"] = "identity"  # answers are counted in raw bytes
+        if self._gzip:
+            session.headers["Content-Encoding"] = "gzip"
         session.headers.update(self._s.preset.headers(self._s.options))
         session.headers.update(self._s.headers)  # yours win
         if isinstance(self._s.auth, tuple):
@@ -174,12 +193,13 @@ class Transport:
         self._sockets = weakref.WeakSet()
         self._watchdog = Watchdog(self._s.name)
         self._token_lock = threading.Lock()
-        self._outage_until = 0.0
+        self._pace_lock = threading.Lock()
+        self._next_request = 0.0
         self.session = self._new_session()
 
     # -- one attempt --
 
-    def _remaining(self) -> float | None:
+    def remaining(self) -> float | None:
         if self.abort_event.is_set():
             raise Aborted
         if self.deadline is None:
@@ -189,21 +209,41 @@ class Transport:
             raise Aborted
         return remaining
 
-    def post_once(self, body: bytes, batch_id: str) -> None:
-        """One POST. Returns on 2xx; raises TransientError or PermanentError.
+    def post_once(self, body: bytes, batch_id: str, count: int = 1, attempt: int = 1) -> Reply:
+        """One POST of ``count`` records (the ``attempt``-th try of this
+        body). Returns a ``delivered``, ``partial`` or ``split`` verdict;
+        raises TransientError (retry) or PermanentError (rejected).
 
         With a ``token_provider``, a 401 fetches a fresh token and tries once
         more before the batch counts as rejected."""
+        if self._gzip:
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        self._pace()
         answer = self._attempt(body, batch_id, self._bearer())
         if answer.status == 401 and self._s.token_provider is not None:
             answer = self._attempt(body, batch_id, self._bearer(refresh=True))
-        self._judge(answer)
+        return self._judge(answer._replace(sent=count, attempt=attempt))
+
+    def _pace(self) -> None:
+        """Keep the preset's ``min_interval`` between two requests of this
+        drain (Slack's about one a second), whatever the sender."""
+        interval = self._s.preset.min_interval
+        if interval <= 0:
+            return
+        with self._pace_lock:
+            now = time.monotonic()
+            start = max(now, self._next_request)
+            self._next_request = start + interval
+        if start > now:
+            if self.deadline is not None and start >= self.deadline:
+                raise Aborted
+            self.sleep(start - now)
 
     def _attempt(self, body: bytes, batch_id: str, auth: dict[str, str]) -> Answer:
         """One request under one total deadline (``request_timeout``, and
         never past the close deadline): status, headers and at most
         ``response_cap`` bytes of the body."""
-        remaining = self._remaining()
+        remaining = self.remaining()
         total = (
             self._request_timeout if remaining is None else min(self._request_timeout, remaining)
         )
@@ -222,7 +262,7 @@ class Transport:
             self._watchdog.end(attempt)
 
     def _expired(self, total: float) -> TransientError:
-        self._remaining()  # the close deadline: Aborted, not a transient failure
+        self.remaining()  # the close deadline: Aborted, not a transient failure
         return TransientError(f"no complete answer within request_timeout ({total:.3g} s)")
 
     def _post(
@@ -239,7 +279,7 @@ class Transport:
                 stream=True,  # the body is read below, bounded
             )
         except requests.exceptions.SSLError as exc:
-            self._remaining()
+            self.remaining()
             raise PermanentError(f"TLS failure: {_exc_line(exc)}") from None
         except requests.exceptions.ProxyError as exc:
             tunnel = _TUNNEL_REFUSED.search(str(exc))
@@ -250,16 +290,16 @@ class Transport:
                     f"({tunnel.group(1)} {tunnel.group(2).strip()}); "
                     "check user and password in proxy="
                 ) from None
-            self._remaining()
+            self.remaining()
             raise TransientError(f"proxy {self.proxy_shown}: {_exc_line(exc)}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            self._remaining()  # an abort shows up as a connection error: report it as one
+            self.remaining()  # an abort shows up as a connection error: report it as one
             raise TransientError(_exc_line(exc)) from None
         except requests.exceptions.ChunkedEncodingError as exc:
-            self._remaining()
+            self.remaining()
             raise TransientError(_exc_line(exc)) from None
         except requests.RequestException as exc:
-            self._remaining()
+            self.remaining()
             raise PermanentError(_exc_line(exc)) from None
 
     def _read_answer(self, response: requests.Response) -> Answer:
@@ -284,7 +324,7 @@ class Transport:
                     raw.close()
             with contextlib.suppress(Exception):
                 raw.release_conn()
-        self._remaining()
+        self.remaining()
         encoding = response.headers.get("Content-Encoding", "")
         return Answer(
             response.status_code,
@@ -294,10 +334,10 @@ class Transport:
             complete,
         )
 
-    def _judge(self, answer: Answer) -> None:
-        """Apply the preset's verdict: return when delivered, else raise
-        TransientError (retry) or PermanentError (rejected), quoting the body.
-        A 407 is the proxy's answer, not the collector's."""
+    def _judge(self, answer: Answer) -> Reply:
+        """Apply the preset's verdict: raise TransientError (retry) or
+        PermanentError (rejected), quoting the body, else return it. A 407
+        is the proxy's answer, not the collector's."""
         if answer.status == 407:
             given = bool(self.proxy and urlsplit(self.proxy).password is not None)
             verdict = "refused the credentials" if given else "wants credentials"
@@ -308,8 +348,10 @@ class Transport:
             )
         judged = self._classify(answer)
         if judged.outcome == "delivered":
-            return
+            return Reply(judged, answer.status, "")
         excerpt = _excerpt(answer.body)
+        if judged.outcome in ("partial", "split"):
+            return Reply(judged, answer.status, excerpt)
         if judged.outcome == "retry":
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
             if judged.retry_after is not None:
@@ -317,51 +359,12 @@ class Transport:
             raise TransientError(judged.reason, answer.status, excerpt, retry_after)
         raise PermanentError(judged.reason, answer.status, excerpt)
 
-    # -- the retry policy --
+    # -- waiting --
 
-    def _sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> None:
+        """Sleep, cut short (raising Aborted) when the drain is aborted."""
         if self.abort_event.wait(seconds):
             raise Aborted
-
-    def _before_sleep(self, retry_state: tenacity.RetryCallState) -> None:
-        self._on_retry()
-
-    def deliver(self, body: bytes, batch_id: str) -> None:
-        """POST with retries. Raises the last DeliveryError when it gives up."""
-        s = self._s
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_any(
-                tenacity.stop_after_attempt(s.max_attempts),
-                tenacity.stop_before_delay(s.max_retry_time),
-                StopAtDeadline(self),
-            ),
-            wait=Backoff(s.backoff_initial, s.backoff_max, s.retry_after_max),
-            retry=tenacity.retry_if_exception_type(TransientError),
-            sleep=self._sleep,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
-        self._wait_out_outage()
-        try:
-            retrying(self.post_once, body, batch_id)
-        except TransientError:
-            # The collector stayed down for a whole retry budget: hold the next
-            # batches back for about one backoff_max, so a day-long outage sees
-            # about one attempt per sender per backoff_max, not a fresh burst.
-            self._outage_until = time.monotonic() + s.backoff_max * random.uniform(0.5, 1.0)  # noqa: S311
-            raise
-        self._outage_until = 0.0
-
-    def _wait_out_outage(self) -> None:
-        delay = self._outage_until - time.monotonic()
-        if delay <= 0:
-            return
-        if self.deadline is not None:
-            delay = min(delay, self.deadline - time.monotonic())
-            if delay <= 0:
-                raise Aborted
-        self._sleep(delay)
-        self._remaining()
 
     def abort(self) -> None:
         """Cut backoff sleeps short and shut every open socket."""

@@ -23,10 +23,12 @@ from typing import Any
 from . import guard
 from .config import Settings
 from .encode import Encoder
-from .errors import PermanentError, TransientError
-from .queue import Lot, Outcome, RecordQueue
+from .mapping import Mapper, Piece
+from .presets import Unsendable
+from .queue import Lot, RecordQueue
 from .report import Reporter
-from .transport import Aborted, Transport
+from .shipping import Shipper
+from .transport import Transport
 
 #: How long a forked child's senders let records linger at most: a prefork
 #: worker (gunicorn, Celery's pool) may end with ``os._exit``, where no hook
@@ -51,6 +53,8 @@ class Worker:
         self._encoder = encoder
         self._transport = transport
         self._reporter = reporter
+        self._mapper = Mapper(settings, encoder) if settings.preset.record is not None else None
+        self._shipper = Shipper(settings, transport, queue, reporter, encoder.body)
         self._reset()
 
     def _reset(self) -> None:
@@ -63,6 +67,7 @@ class Worker:
 
     def reset_after_fork(self) -> None:
         self._reset()
+        self._shipper.reset_after_fork()
         self.linger = min(self._s.flush_interval, FORKED_LINGER)
 
     # -- lifecycle --
@@ -134,38 +139,45 @@ class Worker:
                     return
                 continue
             try:
-                bodies = self.prepare(items)
-                del items  # during an outage, hold the compact bodies only
-                for count, body in bodies:
-                    self.deliver(lot, count, body)
+                batches = self.prepare(lot, items)
+                del items  # during an outage, hold the compact parts only
+                for pieces in batches:
+                    self._shipper.ship(lot, pieces)
             finally:
                 if lot.remaining > 0:  # something escaped: nothing of it stays in flight
                     queue.settle(lot, lot.remaining, "failed")
 
     # -- one batch --
 
-    def prepare(self, items: list[Any]) -> list[tuple[int, bytes]]:
-        """Encode records and cut them into bodies of at most ``batch_bytes``."""
-        bodies = self._encoder.encode_batch(items)
-        if bodies is not None:  # the usual case
-            return bodies
-        encode = self._encoder.encode
-        limit = self._s.batch_bytes
-        batches: list[tuple[int, bytes]] = []
-        parts: list[bytes] = []
-        size = 0
+    def prepare(self, lot: Lot, items: list[Any]) -> list[list[Piece]]:
+        """Encode records (through the preset's mapping) and cut them into
+        batches whose bodies stay within ``batch_bytes``. Records the preset
+        calls unsendable are settled ``rejected`` here."""
+        fast = self._encoder.encode_batch(items)
+        if fast is None and self._mapper is not None:
+            fast = self._mapper.chunks(items)
+        if fast is not None:  # the usual case: chunks of records
+            return self._cut([(n, part, len(part)) for n, part in fast])
+        pieces: list[Piece] = []
         truncated = 0
-        for item in items:
-            data, cut = encode(item)
-            truncated += cut
-            # body_size counts the framing too: "[", "]" and one separator per part.
-            if parts and self._encoder.body_size(size + len(data), len(parts) + 1) > limit:
-                batches.append((len(parts), self._encoder.body(parts)))
-                parts, size = [], 0
-            parts.append(data)
-            size += len(data)
-        if parts:
-            batches.append((len(parts), self._encoder.body(parts)))
+        unsendable: list[str] = []
+        if self._mapper is None:
+            encode = self._encoder.encode
+            for item in items:
+                data, cut = encode(item)
+                truncated += cut
+                pieces.append((1, data, len(data)))
+        else:
+            prefix = uuid.uuid4().hex[:16] if self._s.preset.uses_record_id else ""
+            part = self._mapper.part
+            for i, item in enumerate(items):
+                try:
+                    data, size, cut = part(item, f"{prefix}{i}" if prefix else "")
+                except Unsendable as exc:
+                    unsendable.append(str(exc))
+                    continue
+                truncated += cut
+                pieces.append((1, data, size))
         if truncated:
             self._queue.count_truncated(truncated)
             self._reporter.warn(
@@ -173,39 +185,32 @@ class Worker:
                 f"{truncated} record(s) above max_record_bytes={self._s.max_record_bytes} "
                 "were shortened (marked '...[logdrain: truncated N chars]')",
             )
+        if unsendable:
+            self._reporter.warn(
+                "rejected",
+                f"{len(unsendable)} record(s) rejected before sending "
+                f"(preset {self._s.preset.name!r}): {unsendable[0]}",
+            )
+            self._queue.settle(lot, len(unsendable), "rejected")
+        return self._cut(pieces)
+
+    def _cut(self, pieces: list[Piece]) -> list[list[Piece]]:
+        """Group pieces into batches within ``batch_bytes`` (the framing
+        counted, per the preset's ``framed_size``)."""
+        limit = self._s.batch_bytes
+        body_size = self._encoder.body_size
+        batches: list[list[Piece]] = []
+        group: list[Piece] = []
+        size = 0
+        for piece in pieces:
+            if group and body_size(size + piece[2], len(group) + 1) > limit:
+                batches.append(group)
+                group, size = [], 0
+            group.append(piece)
+            size += piece[2]
+        if group:
+            batches.append(group)
         return batches
-
-    def deliver(self, lot: Lot, count: int, body: bytes) -> None:
-        """Deliver one body and account for its records. Never raises.
-
-        A failure's stderr line is written before the batch is settled, so once
-        flush() or close() sees the batch accounted for, its line is out (and
-        precedes close()'s summary)."""
-        batch_id = uuid.uuid4().hex
-        outcome: Outcome = "failed"
-        try:
-            self._transport.deliver(body, batch_id)
-            outcome = "delivered"
-        except Aborted:
-            outcome = "dropped_closed"
-        except PermanentError as exc:
-            outcome = "rejected"
-            if not lot.abandoned:  # abandoned: counted dropped_closed, and it stays there
-                self._reporter.warn(
-                    "rejected", f"{count} record(s) rejected, not retried: {exc.describe()}"
-                )
-        except TransientError as exc:
-            if not lot.abandoned:
-                self._reporter.warn(
-                    "failed", f"gave up on {count} record(s) after retries: {exc.describe()}"
-                )
-        except Exception as exc:  # noqa: BLE001 - the sender must survive anything
-            if not lot.abandoned:
-                self._reporter.warn(
-                    "failed", f"{count} record(s) failed: {type(exc).__name__}: {_safe_text(exc)}"
-                )
-        finally:
-            self._queue.settle(lot, count, outcome)
 
     def _report_overflow(self) -> None:
         dropped = self._queue.dropped_overflow

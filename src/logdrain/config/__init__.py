@@ -122,15 +122,13 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             if raw is None:
                 continue
         values[name] = parse(name, raw)
-    if values.get("url") is None:
-        raise ConfigError(
-            "url",
-            "no collector URL given",
-            f"pass url='https://collector.example/ingest' or set {env_name('url')}",
-        )
     _choose_preset(values)
     preset = values["preset"]
-    values["options"] = _preset_options(preset, explicit, environ)
+    options = _preset_options(preset, explicit, environ)
+    _ecosystem(preset, values, options, environ)
+    values["options"] = options
+    if values.get("url") is None:
+        values["url"] = _derived_url(preset, options)
     if preset.path and urlsplit(values["url"]).path in ("", "/"):
         values["url"] = values["url"].rstrip("/") + preset.path
     if (
@@ -141,6 +139,54 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     settings = Settings(**values)
     validate(settings)
     return settings
+
+
+def _derived_url(preset: Any, options: Mapping[str, Any]) -> str:
+    """The preset's URL from its options (Datadog's ``site``), else a
+    ConfigError asking for one."""
+    try:
+        derived = preset.url(options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            "url", f"preset {preset.name!r} cannot derive it: {exc}", "pass url="
+        ) from None
+    if derived is None:
+        raise ConfigError(
+            "url",
+            "no collector URL given",
+            f"pass url='https://collector.example/ingest' or set {env_name('url')}",
+        )
+    return PARSERS["url"]("url", derived)  # type: ignore[no-any-return]
+
+
+#: Settings a preset's ``environment`` may supply besides its options.
+_ECOSYSTEM_SETTINGS = ("url", "token", "headers")
+
+
+def _ecosystem(
+    preset: Any, values: dict[str, Any], options: dict[str, Any], environ: Mapping[str, str]
+) -> None:
+    """The ecosystem's own variables (``OTEL_*``, ``DD_*``), read by the
+    preset, below explicit settings and ``LOGDRAIN_*``."""
+    found = preset.environment(environ, options)
+    for key, raw in found.items():
+        if key in _ECOSYSTEM_SETTINGS:
+            if values.get(key) is None:
+                values[key] = PARSERS[key](key, raw)
+        elif key in preset.options:
+            if key not in options:
+                options[key] = _parse_option(preset, key, raw)
+        else:
+            raise ConfigError(key, f"preset {preset.name!r} read an unknown setting", "report it")
+
+
+def _parse_option(preset: Any, name: str, raw: Any) -> Any:
+    try:
+        return preset.options[name](raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            name, f"{exc} (preset {preset.name!r})", f"see the {preset.name} preset's options"
+        ) from None
 
 
 def _choose_preset(values: dict[str, Any]) -> None:
@@ -182,16 +228,11 @@ def _preset_options(
             fix = f"did you mean {close[0]!r}?" if close else "see the settings table in README.md"
             raise ConfigError(key, f"unknown setting (preset {preset.name!r})", fix)
     options: dict[str, Any] = {}
-    for name, parse in preset.options.items():
+    for name in preset.options:
         raw = explicit.get(name)
         if raw is None:
             raw = environ.get(env_name(name))
             if raw is None:
                 continue
-        try:
-            options[name] = parse(raw)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                name, f"{exc} (preset {preset.name!r})", f"see the {preset.name} preset's options"
-            ) from None
+        options[name] = _parse_option(preset, name, raw)
     return options

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from ..presets import PRESETS, Preset
+from ..presets import Preset, get, names
 from .checks import CONTROL, check_header_name, header_value_problem, url_problem
 from .files import check_ca_file, check_client_cert
 from .settings import Settings, mask_text_url
@@ -326,11 +326,12 @@ def _as_preset(name: str, value: Any) -> Preset:
         raise ConfigError(
             name, f"expected a preset name or a Preset, got {type(value).__name__}", "give a name"
         )
-    key = value.strip().lower()
-    if key in PRESETS:
-        return PRESETS[key]
-    close = difflib.get_close_matches(key, sorted(PRESETS), n=1)
-    fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(sorted(PRESETS))}"
+    key = value.strip().lower().replace("-", "_")
+    known = names()
+    if key in known:
+        return get(key)
+    close = difflib.get_close_matches(key, known, n=1)
+    fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(known)}"
     raise ConfigError(name, f"{value!r} is not a preset", fix)
 
 

@@ -18,6 +18,7 @@ TRUST_MODES = ("", "default", "system", "windows")
 CA_MODES = ("add", "replace")
 FORMATS = ("json", "ndjson", "object")
 JSON_ENCODERS = ("auto", "orjson", "stdlib")
+COMPRESSIONS = ("", "none", "gzip")
 
 # Named defaults (class-level constants a reader can find and cite).
 DEFAULT_QUEUE_SIZE = 10_000
@@ -73,6 +74,7 @@ class Settings:
     preset: Any = field(default=None, repr=False)  # a presets.Preset once resolved
     options: Mapping[str, Any] = field(default_factory=dict)  # the preset's own settings
     json_encoder: str = "auto"
+    compress: str = ""  # "gzip": Content-Encoding: gzip request bodies
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_retry_time: float = DEFAULT_MAX_RETRY_TIME
     backoff_initial: float = DEFAULT_BACKOFF_INITIAL

@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from .checks import check_header_name
 from .settings import (
     CA_MODES,
+    COMPRESSIONS,
     FORMATS,
     JSON_ENCODERS,
     MIN_FLUSH_INTERVAL,
@@ -109,6 +110,10 @@ def validate(s: Settings) -> None:
     if s.format not in FORMATS:
         raise ConfigError(
             "format", f"{s.format!r} is not a format", f"use one of {', '.join(FORMATS)}"
+        )
+    if s.compress.strip().lower() not in COMPRESSIONS:
+        raise ConfigError(
+            "compress", f"{s.compress!r} is not a compression", "use 'gzip', or leave it out"
         )
     if s.json_encoder not in JSON_ENCODERS:
         raise ConfigError(

@@ -1,9 +1,14 @@
 """What a collector preset is: data plus pure functions.
 
-A preset says how one collector wants a batch (content type, body framing)
-and how to read its answer (the classifier); the transport and the senders
-apply what it says and never name a collector. A preset imports nothing of
-logdrain's pipeline, nor requests or tenacity.
+A preset says how one collector wants a batch (record mapping, content type,
+body framing) and how to read its answer (the classifier); the transport and
+the senders apply what it says and never name a collector. A preset imports
+nothing of logdrain's pipeline, nor requests or tenacity.
+
+The flow a preset plugs into, on the sender threads::
+
+    document (generic, shaped) -> record(doc, ctx) -> JSON part -> frame(parts)
+    -> POST -> classify(answer) -> verdict -> ledger
 """
 
 from __future__ import annotations
@@ -15,29 +20,43 @@ from typing import Any, Literal, NamedTuple
 #: Statuses worth retrying for any HTTP collector (RFC 9110 and common practice).
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
+RecordOutcome = Literal["delivered", "retry", "rejected"]
+
 
 class Answer(NamedTuple):
     """What a verdict is made from: the status, the headers and the start of
-    the body (``complete`` when the whole body fit and arrived)."""
+    the body (``complete`` when the whole body fit and arrived), plus what
+    was sent: ``sent`` records, on the ``attempt``-th try of this body
+    (1 for the first; a retry of part of a batch counts on)."""
 
     status: int
     reason: str
     headers: Mapping[str, str]
     body: bytes
     complete: bool
+    sent: int = 1
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A classifier's judgement of one answer about a whole batch.
+    """A classifier's judgement of one answer.
 
     ``delivered``: every record arrived. ``retry``: send the batch again
     (after ``retry_after`` seconds at least, when given). ``rejected``: the
-    collector refused it for good."""
+    collector refused it for good. ``split``: the body is too large, or one
+    of its records spoils it (Seq's 400): send it again in halves, each with
+    its own batch id, down to single records; a single record is rejected
+    with ``reason``. ``partial``: either ``records`` gives one outcome per
+    record in body order (Elasticsearch's items), or ``rejected`` says how
+    many were refused without saying which (OTLP's ``partial_success``,
+    Loki's "total ignored"), the rest being delivered."""
 
-    outcome: Literal["delivered", "retry", "rejected"]
+    outcome: Literal["delivered", "retry", "rejected", "split", "partial"]
     reason: str = ""
     retry_after: float | None = None
+    records: tuple[RecordOutcome, ...] = ()
+    rejected: int = 0
 
 
 DELIVERED = Verdict("delivered")
@@ -45,13 +64,53 @@ DELIVERED = Verdict("delivered")
 
 def status_verdict(answer: Answer) -> Verdict:
     """The rule of a collector that says everything with its status: 2xx
-    delivered, :data:`TRANSIENT_STATUSES` retried, anything else rejected."""
+    delivered, 413 split, :data:`TRANSIENT_STATUSES` retried, anything else
+    rejected."""
     status = answer.status
     if 200 <= status < 300:
         return DELIVERED
+    if status == 413:
+        return Verdict("split", answer.reason or "payload too large")
     if status in TRANSIENT_STATUSES:
         return Verdict("retry", answer.reason or "transient")
     return Verdict("rejected", answer.reason or "rejected")
+
+
+class Keyed(NamedTuple):
+    """A mapped record that carries framing data beside its JSON document:
+    ``key`` is bytes the preset's ``frame`` uses as it likes (the label set
+    of a Loki stream, an Elasticsearch action line), ``value`` the document
+    the encoder turns into JSON. Parts reach ``frame`` as ``(key, json)``."""
+
+    key: bytes
+    value: Any
+
+
+class Unsendable(Exception):
+    """Raised by a preset's ``record`` for a record the collector would take
+    but silently lose (GELF to Graylog): the record is counted ``rejected``
+    with this reason and never sent."""
+
+
+def _no_json(obj: Any) -> str:
+    import json  # noqa: PLC0415 - only for contexts built by hand (tests)
+
+    return json.dumps(obj, default=repr, separators=(",", ":"), ensure_ascii=False)
+
+
+class Context(NamedTuple):
+    """What a preset's ``record`` function may use besides the document:
+    its parsed ``options``; a ``record_id`` unique to this record and stable
+    across retries and splits (set when the preset says ``uses_record_id``:
+    Elasticsearch's ``_id``); the record's ``created`` time (epoch seconds)
+    and ``levelno`` (None when the record has no level); and ``json``, the
+    encoder's own JSON text of any value (a Loki line), which never raises."""
+
+    options: Mapping[str, Any]
+    record_id: str = ""
+    created: float = 0.0
+    levelno: int | None = None
+    json: Callable[[Any], str] = _no_json
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -63,35 +122,62 @@ def no_headers(options: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
+def no_environment(environ: Mapping[str, str], options: Mapping[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def no_url(options: Mapping[str, Any]) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Preset:
     """One collector's dialect.
 
-    ``frame`` joins the encoded records of one request into its body and
-    ``framed_size`` tells, from the records' total size and count, how large
-    that body will be (so batches are cut below ``batch_bytes``).
-    ``one_per_request``: the collector takes one record per request.
-    ``json_array``: the body is a JSON array of the records, which lets the
-    encoder build it in chunks (the fast path). ``defaults``: settings this
-    collector wants unless the user says otherwise.
+    ``record`` maps one shaped generic document (plus a :class:`Context`) to
+    the collector's own object, a :class:`Keyed` one, or raises
+    :class:`Unsendable`; None sends the document as it is. ``frame`` joins
+    the encoded parts of one request into its body (bytes, or ``(key,
+    json)`` pairs for :class:`Keyed` records, always in the order given) and
+    ``framed_size`` tells, from the parts' total size (keys included) and
+    count, how large that body will be at most (so batches are cut below
+    ``batch_bytes``). ``one_per_request``: the collector takes one record
+    per request. ``json_array``: the body is a JSON array of the (mapped,
+    unkeyed) records, which lets the encoder build it in chunks (the fast
+    path). ``defaults``: settings this collector wants unless the user says
+    otherwise (its limits: batch_size, batch_bytes, max_record_bytes).
 
-    ``path`` is appended to a URL that has none (``https://loki:3100``).
-    ``options`` are the preset's own settings, plain keywords from code,
-    dictConfig or ``LOGDRAIN_<NAME>``: each name maps to a parser taking the
-    raw value and returning the parsed one, or raising ValueError with what
-    is wrong. ``headers`` turns the parsed options into fixed request
-    headers (a tenant header, say); ``auth`` turns a token into the header
-    that carries it, in the collector's own scheme."""
+    ``path`` is appended to a URL that has none (``https://loki:3100``);
+    ``url`` derives the whole URL from the options when none is given
+    (Datadog's ``site``). ``options`` are the preset's own settings, plain
+    keywords from code, dictConfig or ``LOGDRAIN_<NAME>``: each name maps to
+    a parser taking the raw value and returning the parsed one, or raising
+    ValueError with what is wrong. ``environment`` reads the ecosystem's own
+    variables (``OTEL_*``, ``DD_*``) into settings and options that apply
+    below explicit ones and ``LOGDRAIN_*`` (its keys: option names, or
+    ``url``, ``token``, ``headers``). ``headers`` turns the parsed options
+    into fixed request headers (a tenant header, say); ``auth`` turns a
+    token into the header that carries it, in the collector's own scheme.
+    ``min_interval``: seconds between two requests of one drain at least
+    (Slack's rate limit); ``levelno`` below ``min_level`` never reach the
+    preset (``min_level`` the option, when the preset takes it)."""
 
     name: str
     content_type: str
-    frame: Callable[[list[bytes]], bytes]
+    frame: Callable[[list[Any]], bytes]
     framed_size: Callable[[int, int], int]
     classify: Callable[[Answer], Verdict] = status_verdict
+    record: Callable[[dict[str, Any], Context], Any] | None = None
     one_per_request: bool = False
     json_array: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
     path: str = ""
+    url: Callable[[Mapping[str, Any]], str | None] = no_url
     options: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    environment: Callable[[Mapping[str, str], Mapping[str, Any]], Mapping[str, Any]] = (
+        no_environment
+    )
     headers: Callable[[Mapping[str, Any]], Mapping[str, str]] = no_headers
     auth: Callable[[str], Mapping[str, str]] = bearer
+    min_interval: float = 0.0
+    uses_record_id: bool = False

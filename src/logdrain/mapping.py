@@ -1,0 +1,154 @@
+"""A preset's record mapping, applied on the sender threads.
+
+The generic document (shaped: ``rename``, ``fields``, ``envelope``) goes
+through the preset's ``record`` function and becomes one body part: JSON
+bytes, or ``(key, JSON bytes)`` for a :class:`~logdrain.presets.Keyed`
+record. A part stays within ``max_record_bytes`` when it can: the generic
+document is shortened (with the ``logdrain_truncated`` note) until the
+mapped record fits. A mapping that raises gets the record's core fields
+instead; a record the preset calls :class:`~logdrain.presets.Unsendable`
+is handed back to be counted ``rejected``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from .config import Settings
+from .encode import Encoder
+from .jsonsafe import clean, describe
+from .presets import Context, Keyed, Unsendable
+from .records import EVENT, STDLIB
+from .truncate import CORE_FIELDS
+
+#: A piece of a batch: (records in it, the part frame() receives, its size in bytes).
+Piece = tuple[int, Any, int]
+
+_LEVELS = {
+    "CRITICAL": 50, "FATAL": 50, "ERROR": 40, "EXCEPTION": 40, "WARN": 30, "WARNING": 30,
+    "INFO": 20, "DEBUG": 10, "TRACE": 5, "NOTSET": 0,
+}  # fmt: skip
+
+
+def level_number(level: Any) -> int | None:
+    """``"warning"`` or ``30`` -> 30; None when it is no level."""
+    if isinstance(level, int) and not isinstance(level, bool):
+        return level
+    if isinstance(level, str):
+        return _LEVELS.get(level.upper())
+    return None
+
+
+def _parse_time(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def item_facts(item: Any) -> tuple[float, int | None]:
+    """(created, levelno) of a queued item: from the record where it has
+    them, else from its ``timestamp``/``level`` fields, else now."""
+    try:
+        if type(item) is tuple:
+            tag, data, extra = item
+            if tag == STDLIB:
+                return float(data["created"]), data.get("levelno")
+            if tag == EVENT:
+                return float(extra), level_number(data.get("level"))
+        if "created" in item and "levelno" in item:  # a StdlibSnapshot
+            return float(item["created"]), item["levelno"]
+        created = _parse_time(item.get("timestamp"))
+        return (time.time() if created is None else created), level_number(item.get("level"))
+    except Exception:  # noqa: BLE001 - a malformed item: what is known
+        return time.time(), None
+
+
+def _identity(doc: Any, ctx: Context) -> Any:
+    return doc
+
+
+class Mapper:
+    """Queued items -> the preset's parts, for presets with a ``record``."""
+
+    def __init__(self, settings: Settings, encoder: Encoder) -> None:
+        self._enc = encoder
+        self._preset = settings.preset
+        self._record: Callable[[Any, Context], Any] = settings.preset.record or _identity
+        self._options = settings.options
+        self._limit = settings.max_record_bytes
+
+    def _context(self, item: Any, record_id: str) -> Context:
+        created, levelno = item_facts(item)
+        return Context(self._options, record_id, created, levelno, self._enc.text)
+
+    def _dump(self, mapped: Any) -> tuple[Any, int]:
+        if type(mapped) is Keyed:
+            data = self._enc.dumps(mapped.value)
+            return (mapped.key, data), len(mapped.key) + len(data)
+        data = self._enc.dumps(mapped)
+        return data, len(data)
+
+    def _map(self, doc: Any, ctx: Context) -> tuple[Any, int]:
+        """The mapped part of ``doc``; a failing mapping gets the core fields,
+        and a preset that fails on those too makes the record unsendable."""
+        try:
+            return self._dump(self._record(doc, ctx))
+        except Unsendable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a preset's bug must not lose the record
+            cleaned = clean(doc) if isinstance(doc, dict) else {}
+            core = {k: v for k, v in cleaned.items() if k in CORE_FIELDS}
+            core["logdrain_error"] = f"preset {self._preset.name!r} record mapping: {describe(exc)}"
+            try:
+                return self._dump(self._record(core, ctx))
+            except Exception:  # noqa: BLE001
+                raise Unsendable(core["logdrain_error"]) from None
+
+    def part(self, item: Any, record_id: str = "") -> tuple[Any, int, bool]:
+        """(part, size, shortened) for one item. Raises Unsendable."""
+        doc = self._enc.wrapped(item)
+        ctx = self._context(item, record_id)
+        part, size = self._map(doc, ctx)
+        if size <= self._limit or not isinstance(doc, dict):
+            return part, size, False
+        return (*self._shortened(clean(doc), ctx, size), True)
+
+    def _shortened(self, doc: dict[str, Any], ctx: Context, size: int) -> tuple[Any, int]:
+        """Shorten the generic document until its mapped part fits."""
+        limit = self._limit
+        original = len(self._enc.dumps(doc))
+        overhead = max(0, size - original)
+        target = limit - overhead
+        for _ in range(8):
+            if target < 64:
+                break
+            short = self._enc._shorten(doc, target, original)
+            part, size = self._map(short, ctx)
+            if size <= limit:
+                return part, size
+            target -= size - limit + 16
+        core = {k: doc[k] for k in CORE_FIELDS[:4] if k in doc}
+        return self._map(self._enc._shorten(core, 256, original), ctx)
+
+    def chunks(self, items: list[Any]) -> list[tuple[int, bytes]] | None:
+        """The fast path of JSON-array presets with a mapping (no record
+        ids, no Keyed records): map every record, encode in chunks. None
+        leaves the batch to :meth:`part`."""
+        record = self._record
+        if not self._preset.json_array or self._preset.uses_record_id:
+            return None
+        try:
+            docs = [record(self._enc.wrapped(item), self._context(item, "")) for item in items]
+        except Exception:  # noqa: BLE001 - Unsendable, Keyed or a bug: the per-record path
+            return None
+        if any(type(doc) is Keyed for doc in docs):
+            return None
+        return self._enc.chunks(docs)

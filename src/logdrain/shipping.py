@@ -1,0 +1,246 @@
+"""One batch's way to the collector: attempts, retries, verdicts, ledger.
+
+The retry policy is tenacity's (``retry.py``: backoff with jitter,
+``Retry-After``, the close deadline). Each attempt frames the records still
+pending, posts them once, and applies the preset's verdict:
+
+* ``delivered`` / ``rejected``: every pending record settles so;
+* ``retry`` (or a connection failure): the same records, same batch id, again;
+* ``partial``: the records the collector took or refused settle at once,
+  the ones it asked to resend are retried alone (same batch id);
+* ``split``: the pending records go again as two halves, each with a batch
+  id of its own (a collector deduplicating by id must not drop a half),
+  down to single records, which are rejected with the collector's reason.
+
+The ledger balances at every moment: a record is in flight until it settles
+once, and a stderr line is written before the records it is about settle.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import tenacity
+
+from .config import Settings
+from .errors import PermanentError, TransientError
+from .mapping import Piece
+from .presets import Verdict
+from .queue import Lot, Outcome, RecordQueue
+from .report import Reporter
+from .retry import Backoff, StopAtDeadline
+from .transport import Aborted, Reply, Transport
+
+
+class _Split(Exception):
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+
+
+def explode(piece: Piece) -> list[Piece]:
+    """A chunk of several JSON records (the JSON-array fast path) as one
+    piece per record: only when a verdict must name single records."""
+    count, data, _ = piece
+    if count == 1 or not isinstance(data, bytes):
+        return [piece]
+    out: list[Piece] = []
+    for doc in json.loads(b"[" + data + b"]"):
+        part = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        out.append((1, part, len(part)))
+    return out
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Shipper:
+    """Delivers batches of pieces for one Drain and settles their records."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        queue: RecordQueue,
+        reporter: Reporter,
+        frame: Callable[[list[Any]], bytes],
+    ) -> None:
+        self._s = settings
+        self._transport = transport
+        self._queue = queue
+        self._reporter = reporter
+        self._frame = frame
+        self._outage_until = 0.0
+
+    def reset_after_fork(self) -> None:
+        self._outage_until = 0.0
+
+    # -- a batch --
+
+    def ship(self, lot: Lot, pieces: list[Piece], batch_id: str | None = None) -> None:
+        """Deliver ``pieces`` (splitting when told) and settle every record
+        in them. Never raises."""
+        work = [(pieces, batch_id or new_batch_id())]
+        while work:
+            pieces, batch_id = work.pop()
+            halves = self._ship_one(lot, pieces, batch_id)
+            work.extend((half, new_batch_id()) for half in reversed(halves))
+
+    def _ship_one(self, lot: Lot, pieces: list[Piece], batch_id: str) -> list[list[Piece]]:
+        """One batch id's story: settles its records, or returns the halves
+        to ship next (a split)."""
+        state = _Pending(pieces)
+        try:
+            self._retrying()(self._attempt, lot, state, batch_id)
+        except _Split as split:
+            pending = state.pieces
+            if len(pending) == 1:
+                pending = explode(pending[0])
+            if len(pending) > 1:
+                middle = len(pending) // 2
+                return [pending[:middle], pending[middle:]]
+            self._settle(lot, state, "rejected", _rejected_line(1, split.reply.describe()))
+        except Aborted:
+            self._settle(lot, state, "dropped_closed", "")
+        except PermanentError as exc:
+            line = _rejected_line(state.count, exc.describe())
+            self._settle(lot, state, "rejected", line)
+        except TransientError as exc:
+            self._outage(exc)
+            line = f"gave up on {state.count} record(s) after retries: {exc.describe()}"
+            self._settle(lot, state, "failed", line)
+        except Exception as exc:  # noqa: BLE001 - the sender must survive anything
+            line = f"{state.count} record(s) failed: {type(exc).__name__}: {_safe_text(exc)}"
+            self._settle(lot, state, "failed", line)
+        else:
+            self._outage_until = 0.0
+        return []
+
+    def _retrying(self) -> tenacity.Retrying:
+        s = self._s
+        transport = self._transport
+        return tenacity.Retrying(
+            stop=tenacity.stop_any(
+                tenacity.stop_after_attempt(s.max_attempts),
+                tenacity.stop_before_delay(s.max_retry_time),
+                StopAtDeadline(transport),
+            ),
+            wait=Backoff(s.backoff_initial, s.backoff_max, s.retry_after_max),
+            retry=tenacity.retry_if_exception_type(TransientError),
+            sleep=transport.sleep,
+            before_sleep=lambda _state: self._queue.count_retry(),
+            reraise=True,
+        )
+
+    def _attempt(self, lot: Lot, state: _Pending, batch_id: str) -> None:
+        """One POST of the pending records; applies the verdict."""
+        if state.attempt == 0:
+            self._wait_out_outage()
+        state.attempt += 1
+        body = self._frame([data for _, data, _ in state.pieces])
+        reply = self._transport.post_once(body, batch_id, state.count, state.attempt)
+        verdict = reply.verdict
+        if verdict.outcome == "delivered":
+            self._settle(lot, state, "delivered", "")
+        elif verdict.outcome == "split":
+            raise _Split(reply)
+        elif verdict.outcome == "partial":
+            self._partial(lot, state, reply)
+        else:  # the transport raises for retry and rejected; a custom verdict may not
+            raise PermanentError(f"unknown verdict {verdict.outcome!r}", reply.status)
+
+    def _partial(self, lot: Lot, state: _Pending, reply: Reply) -> None:
+        verdict: Verdict = reply.verdict
+        if not verdict.records:  # a count only: that many refused, the rest taken
+            refused = max(0, min(verdict.rejected, state.count))
+            if refused:
+                line = _rejected_line(refused, reply.describe())
+                self._settle_n(lot, refused, "rejected", line, done=False)
+            self._settle_n(lot, state.count - refused, "delivered", "", done=True)
+            state.pieces = []
+            return
+        pieces = [one for piece in state.pieces for one in explode(piece)]
+        outcomes = list(verdict.records[: len(pieces)])
+        outcomes += ["delivered"] * (len(pieces) - len(outcomes))  # unnamed: taken
+        refused = outcomes.count("rejected")
+        again = [piece for piece, what in zip(pieces, outcomes, strict=True) if what == "retry"]
+        if refused:
+            line = _rejected_line(refused, reply.describe())
+            self._settle_n(lot, refused, "rejected", line, done=False)
+        self._settle_n(lot, outcomes.count("delivered"), "delivered", "", done=not again)
+        state.pieces = again
+        if again:
+            raise TransientError(
+                verdict.reason or f"{len(again)} record(s) to send again",
+                reply.status,
+                reply.excerpt,
+                verdict.retry_after,
+            )
+
+    # -- the ledger --
+
+    def _settle(self, lot: Lot, state: _Pending, outcome: Outcome, line: str) -> None:
+        self._settle_n(lot, state.count, outcome, line, done=True)
+        state.pieces = []
+
+    def _settle_n(self, lot: Lot, count: int, outcome: Outcome, line: str, *, done: bool) -> None:
+        """Settle ``count`` records, their stderr line first (so once flush()
+        or close() sees them accounted for, the line is out)."""
+        if count <= 0 and not done:
+            return
+        if line and not lot.abandoned:  # abandoned: counted dropped_closed, and it stays
+            self._reporter.warn(outcome if outcome != "delivered" else "partial", line)
+        self._queue.settle(lot, max(0, count), outcome, batch_done=done)
+
+    # -- outages --
+
+    def _outage(self, exc: TransientError) -> None:
+        """The collector stayed down for a whole retry budget: hold the next
+        batches back for about one backoff_max, so a day-long outage sees
+        about one attempt per sender per backoff_max, not a fresh burst."""
+        spread = random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+        self._outage_until = time.monotonic() + self._s.backoff_max * spread
+
+    def _wait_out_outage(self) -> None:
+        transport = self._transport
+        delay = self._outage_until - time.monotonic()
+        if delay <= 0:
+            return
+        if transport.deadline is not None:
+            delay = min(delay, transport.deadline - time.monotonic())
+            if delay <= 0:
+                raise Aborted
+        transport.sleep(delay)
+        transport.remaining()
+
+
+class _Pending:
+    """The records of one batch id not yet settled, and its attempt count."""
+
+    __slots__ = ("attempt", "pieces")
+
+    def __init__(self, pieces: list[Piece]) -> None:
+        self.pieces = pieces
+        self.attempt = 0
+
+    @property
+    def count(self) -> int:
+        return sum(piece[0] for piece in self.pieces)
+
+
+def _rejected_line(count: int, why: str) -> str:
+    return f"{count} record(s) rejected, not retried: {why}"
+
+
+def _safe_text(exc: BaseException) -> str:
+    """``str(exc)`` on one line, shortened; never raises."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile exception's __str__
+        return "<unprintable>"
+    return " ".join(text.split())[:300]
