@@ -10,7 +10,7 @@ import pytest
 
 from logdrain.testing import Collector
 
-_ENV_PREFIXES = ("LOGDRAIN_",)
+_ENV_PREFIXES = ("LOGDRAIN_", "OTEL_", "DD_")
 _ENV_NAMES = (
     "HTTP_PROXY",
     "HTTPS_PROXY",

@@ -160,7 +160,9 @@ class Preset:
     token into the header that carries it, in the collector's own scheme.
     ``min_interval``: seconds between two requests of one drain at least
     (Slack's rate limit); ``levelno`` below ``min_level`` never reach the
-    preset (``min_level`` the option, when the preset takes it)."""
+    preset (``min_level`` the option, when the preset takes it).
+    ``secret_url``: the whole URL is a credential (a Slack webhook): it is
+    redacted everywhere and never shown."""
 
     name: str
     content_type: str
@@ -181,3 +183,4 @@ class Preset:
     auth: Callable[[str], Mapping[str, str]] = bearer
     min_interval: float = 0.0
     uses_record_id: bool = False
+    secret_url: bool = False
