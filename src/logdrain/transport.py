@@ -118,10 +118,10 @@ class Transport:
         *,
         content_type: str,
         on_secret: Callable[[str], None] = lambda value: None,
-        response_cap: int = RESPONSE_CAP,
+        response_cap: int | None = None,
     ) -> None:
         self._s = settings
-        self._response_cap = response_cap
+        self._response_cap = settings.preset.response_cap if response_cap is None else response_cap
         self._classify = settings.preset.classify
         self._request_timeout = settings.request_timeout
         self._watchdog = Watchdog(settings.name)

@@ -129,8 +129,14 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     values["options"] = options
     if values.get("url") is None:
         values["url"] = _derived_url(preset, options)
-    if preset.path and urlsplit(values["url"]).path in ("", "/"):
-        values["url"] = values["url"].rstrip("/") + preset.path
+    try:
+        path = preset.path(options) if callable(preset.path) else preset.path
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            "preset", f"preset {preset.name!r} cannot build its path: {exc}", "set its options"
+        ) from None
+    if path and urlsplit(values["url"]).path in ("", "/"):
+        values["url"] = values["url"].rstrip("/") + path
     if (
         "batch_size" not in values
         and values.get("queue_size", DEFAULT_BATCH_SIZE) < DEFAULT_BATCH_SIZE

@@ -147,7 +147,8 @@ class Preset:
     path). ``defaults``: settings this collector wants unless the user says
     otherwise (its limits: batch_size, batch_bytes, max_record_bytes).
 
-    ``path`` is appended to a URL that has none (``https://loki:3100``);
+    ``path`` (a string, or a function of the options: Kafka REST's topic)
+    is appended to a URL that has none (``https://loki:3100``);
     ``url`` derives the whole URL from the options when none is given
     (Datadog's ``site``). ``options`` are the preset's own settings, plain
     keywords from code, dictConfig or ``LOGDRAIN_<NAME>``: each name maps to
@@ -161,6 +162,8 @@ class Preset:
     ``min_interval``: seconds between two requests of one drain at least
     (Slack's rate limit); ``levelno`` below ``min_level`` never reach the
     preset (``min_level`` the option, when the preset takes it).
+    ``response_cap``: bytes of an answer's body read at most (an
+    Elasticsearch bulk answer names every item).
     ``secret_url``: the whole URL is a credential (a Slack webhook): it is
     redacted everywhere and never shown."""
 
@@ -173,7 +176,7 @@ class Preset:
     one_per_request: bool = False
     json_array: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    path: str = ""
+    path: str | Callable[[Mapping[str, Any]], str] = ""
     url: Callable[[Mapping[str, Any]], str | None] = no_url
     options: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     environment: Callable[[Mapping[str, str], Mapping[str, Any]], Mapping[str, Any]] = (
@@ -184,3 +187,4 @@ class Preset:
     min_interval: float = 0.0
     uses_record_id: bool = False
     secret_url: bool = False
+    response_cap: int = 64 * 1024
