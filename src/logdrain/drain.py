@@ -16,6 +16,7 @@ from .config import Settings, plain_http_secret_warning, resolve
 from .encode import Encoder
 from .jsonsafe import safe_repr
 from .queue import RecordQueue
+from .records import level_number
 from .report import Reporter, write_stderr
 from .stats import DrainStats
 from .transport import Transport
@@ -35,6 +36,8 @@ class Drain:
         if not settings.name:
             settings = _with_name(settings)
         self.settings: Settings = settings
+        #: Records below this level never enter (a preset's ``min_level``: Slack).
+        self.min_level: int = _min_level(settings)
         self._queue = RecordQueue(
             settings.queue_size,
             settings.overflow,
@@ -66,19 +69,24 @@ class Drain:
         prefork.install()
 
     def __repr__(self) -> str:
-        parts = urlsplit(self.settings.url)
         state = "closed" if self._closing else "open"
+        if self.settings.preset.secret_url:
+            return f"<Drain {self.settings.name!r} {self.settings.shown_url()} {state}>"
+        parts = urlsplit(self.settings.url)
         return f"<Drain {self.settings.name!r} {parts.scheme}://{parts.netloc}{parts.path} {state}>"
 
     # -- the caller's side --
 
     def submit(self, record: Mapping[str, Any]) -> bool:
         """Queue a shallow copy of ``record``. Never does I/O and never blocks
-        (except with ``overflow='block'``). False when the record was refused;
-        every refusal is counted in :meth:`stats`. A mapping that cannot be
-        copied still ships, as its safe ``repr``."""
+        (except with ``overflow='block'``). False when the record was refused
+        (every refusal is counted in :meth:`stats`) or its ``level`` is below
+        the preset's ``min_level`` (not queued, as below a handler's level). A
+        mapping that cannot be copied still ships, as its safe ``repr``."""
         try:
             item = dict(record)
+            if self.min_level and (level_number(item.get("level")) or 0) < self.min_level:
+                return False  # below the destination's level, as a handler's level
         except Exception as exc:  # noqa: BLE001 - a hostile mapping never raises to the caller
             item = {
                 "message": f"<logdrain: record could not be copied: {type(exc).__name__}>",
@@ -214,6 +222,11 @@ class Drain:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _min_level(settings: Settings) -> int:
+    level = settings.options.get("min_level")
+    return level if isinstance(level, int) and not isinstance(level, bool) else 0
 
 
 def _with_name(settings: Settings) -> Settings:

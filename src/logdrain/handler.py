@@ -63,10 +63,20 @@ class DrainHandler(logging.Handler):
         self.flush_timeout = drain.settings.flush_timeout
         try:
             super().__init__(level)
+            self.level = max(self.level, drain.min_level)
         except BaseException:
             if self._owns_drain:
                 drain.close(0)
             raise
+
+    def setLevel(self, level: int | str) -> None:
+        """As ``Handler.setLevel``, never below the preset's ``min_level``
+        (dictConfig's ``"level": "INFO"`` keeps a Slack handler at WARNING;
+        set ``min_level`` to go lower)."""
+        super().setLevel(level)
+        drain: Drain | None = getattr(self, "drain", None)
+        if drain is not None and drain.min_level > self.level:
+            self.level = drain.min_level
 
     def __repr__(self) -> str:
         level = logging.getLevelName(getattr(self, "level", logging.NOTSET))

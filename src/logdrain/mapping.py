@@ -21,25 +21,11 @@ from .config import Settings
 from .encode import Encoder
 from .jsonsafe import clean, describe
 from .presets import Context, Keyed, Unsendable
-from .records import EVENT, STDLIB
+from .records import EVENT, STDLIB, level_number
 from .truncate import CORE_FIELDS
 
 #: A piece of a batch: (records in it, the part frame() receives, its size in bytes).
 Piece = tuple[int, Any, int]
-
-_LEVELS = {
-    "CRITICAL": 50, "FATAL": 50, "ERROR": 40, "EXCEPTION": 40, "WARN": 30, "WARNING": 30,
-    "INFO": 20, "DEBUG": 10, "TRACE": 5, "NOTSET": 0,
-}  # fmt: skip
-
-
-def level_number(level: Any) -> int | None:
-    """``"warning"`` or ``30`` -> 30; None when it is no level."""
-    if isinstance(level, int) and not isinstance(level, bool):
-        return level
-    if isinstance(level, str):
-        return _LEVELS.get(level.upper())
-    return None
 
 
 def _parse_time(value: Any) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 from . import guard
 from .drain import Drain
 from .jsonsafe import describe
-from .records import EVENT
+from .records import EVENT, level_number
 
 
 class DrainProcessor:
@@ -49,7 +49,10 @@ class DrainProcessor:
                 snap.setdefault("exception", _format_exc(exc_info))
         except Exception as exc:  # noqa: BLE001 - one bad value never loses the event
             snap = _salvage(event_dict, method_name, exc)
-        self.drain.enqueue((EVENT, snap, created))
+        drain = self.drain
+        if drain.min_level and (level_number(snap.get("level")) or 0) < drain.min_level:
+            return event_dict  # below the preset's min_level (Slack): not shipped
+        drain.enqueue((EVENT, snap, created))
         return event_dict
 
 

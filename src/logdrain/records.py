@@ -100,3 +100,18 @@ def failed_message(record: logging.LogRecord, exc: BaseException) -> str:
     if args is None or (type(args) is tuple and not args):
         return text
     return f"{text} % {safe_repr(args)}"
+
+
+_LEVELS = {
+    "CRITICAL": 50, "FATAL": 50, "ERROR": 40, "EXCEPTION": 40, "WARN": 30, "WARNING": 30,
+    "INFO": 20, "DEBUG": 10, "TRACE": 5, "NOTSET": 0,
+}  # fmt: skip
+
+
+def level_number(level: Any) -> int | None:
+    """``"warning"`` or ``30`` -> 30; None when it is no level."""
+    if isinstance(level, int) and not isinstance(level, bool):
+        return level
+    if isinstance(level, str):
+        return _LEVELS.get(level.upper())
+    return None

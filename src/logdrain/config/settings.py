@@ -112,7 +112,7 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]
-        shown.insert(0, f"url={mask_url(self.url)!r}")
+        shown.insert(0, f"url={self.shown_url()!r}")
         shown.insert(1, f"token={'***' if self.token else None}")
         shown.insert(2, f"headers={_mask_headers(self.headers)}")
         shown.append(f"preset={getattr(self.preset, 'name', None)!r}")
@@ -122,12 +122,26 @@ class Settings:
         shown.append(f"ssl_context={'<SSLContext>' if self.ssl_context else None}")
         return f"Settings({', '.join(shown)})"
 
+    def shown_url(self) -> str:
+        """The URL as it may be shown: credentials and query values masked,
+        and only ``scheme://host/***`` when the preset says the whole URL is
+        a secret (a Slack webhook)."""
+        if getattr(self.preset, "secret_url", False):
+            try:
+                parts = urlsplit(self.url)
+                return f"{parts.scheme}://{parts.hostname or ''}/{MASK}"
+            except ValueError:
+                return MASK
+        return mask_url(self.url)
+
     def secrets(self, proxy: str | None = None) -> list[str]:
         """Values that must never appear in any output (see ``report.Reporter.redact``,
         which also catches their escaped, encoded and quoted forms).
 
         ``proxy``: the proxy actually used (it may come from the environment)."""
         found = [self.token or "", *self.headers.values(), *query_values(self.url)]
+        if getattr(self.preset, "secret_url", False):
+            found += _url_secrets(self.url)
         for url in {self.proxy, proxy}:
             found += query_values(url or "")
             try:
@@ -173,6 +187,19 @@ def _mask_query(query: str) -> str:
         key, eq, value = piece.partition("=")
         pieces.append(f"{key}={MASK if value else ''}" if eq else (MASK if piece else ""))
     return "&".join(pieces)
+
+
+def _url_secrets(url: str) -> list[str]:
+    """A secret URL's forms: whole, its path, and every long path segment
+    (the part of a webhook that is the credential)."""
+    found = [url, url.rstrip("/")]
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return found
+    found.append(parts.path)
+    found += [segment for segment in parts.path.split("/") if len(segment) >= 8]
+    return found
 
 
 def mask_url(url: str) -> str:
