@@ -29,6 +29,8 @@ TEST_DEPS = [
     # tests/test_celery.py: a real worker on a real redis-server (.ci/run installs it)
     "celery>=5.4; sys_platform != 'win32'",
     "redis>=5.0; sys_platform != 'win32'",
+    # tests/test_preset_otlp.py: the OTLP fake validates bodies with the official messages
+    "opentelemetry-proto>=1.20",
 ]
 
 

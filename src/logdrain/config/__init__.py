@@ -122,6 +122,7 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             if raw is None:
                 continue
         values[name] = parse(name, raw)
+    given = set(values)  # what the user set, before the preset's defaults
     _choose_preset(values)
     preset = values["preset"]
     options = _preset_options(preset, explicit, environ)
@@ -138,10 +139,17 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     if path and urlsplit(values["url"]).path in ("", "/"):
         values["url"] = values["url"].rstrip("/") + path
     if (
-        "batch_size" not in values
-        and values.get("queue_size", DEFAULT_BATCH_SIZE) < DEFAULT_BATCH_SIZE
+        "batch_size" not in given
+        and "queue_size" in values
+        and values["queue_size"] < values.get("batch_size", DEFAULT_BATCH_SIZE)
     ):
         values["batch_size"] = values["queue_size"]  # a small queue alone is a valid request
+    if (
+        "max_record_bytes" not in given
+        and "batch_bytes" in given
+        and values.get("max_record_bytes", DEFAULT_MAX_RECORD_BYTES) >= values["batch_bytes"]
+    ):  # a small batch_bytes alone is a valid request too
+        values["max_record_bytes"] = max(1024, values["batch_bytes"] // 2)
     settings = Settings(**values)
     validate(settings)
     return settings

@@ -49,8 +49,8 @@ class Verdict:
     its own batch id, down to single records; a single record is rejected
     with ``reason``. ``partial``: either ``records`` gives one outcome per
     record in body order (Elasticsearch's items), or ``rejected`` says how
-    many were refused without saying which (OTLP's ``partial_success``,
-    Loki's "total ignored"), the rest being delivered."""
+    many were refused without saying which (OTLP's ``partial_success``),
+    the rest being delivered."""
 
     outcome: Literal["delivered", "retry", "rejected", "split", "partial"]
     reason: str = ""

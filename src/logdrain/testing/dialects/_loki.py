@@ -1,4 +1,17 @@
-"""Grafana Loki's push API (``POST /loki/api/v1/push``, JSON), strictly."""
+"""Grafana Loki's push API (``POST /loki/api/v1/push``, JSON), strictly.
+
+Sources besides those in :mod:`logdrain.testing.dialects`: structured
+metadata limits and texts (``allow_structured_metadata``,
+``max_structured_metadata_size`` 64 KB, ``max_structured_metadata_entries_count``
+128) from grafana/loki ``pkg/validation/limits.go`` and ``validate.go``;
+blocked ingestion (``block_ingestion_until``, status
+``block_ingestion_status_code``, default 260; with 200 Loki answers success
+and stores nothing) from ``pkg/distributor/distributor.go``; a body above
+the push size limit (``distributor.max-recv-msg-size``, 100 MiB) is 413 with
+``request body too large`` (the exact wording after it is an approximation,
+taken from ``validation.RequestBodyTooLargeErrorMsg``). Line and label
+lengths are counted in UTF-8 bytes, as Go's ``len`` does.
+"""
 
 from __future__ import annotations
 
@@ -62,10 +75,18 @@ class Loki(Dialect):
     than the stream's newest minus half of it is "too far behind"), ``now``
     (a ``time.time_ns``-like clock).
 
+    ``allow_structured_metadata`` (Loki 3's default True; False refuses
+    entries carrying metadata), ``max_structured_metadata_size`` (64 KB) and
+    ``max_structured_metadata_entries`` (128), ``max_push_bytes`` (100 MiB:
+    a larger body, compressed or not, is 413).
+
     Plays: ``rate_limited`` (429, Loki's ingestion-rate text; ``limit``),
     ``stream_limit`` (429), ``error`` (``status``, default 500, and ``text``),
     ``too_far_behind`` (``count`` entries, from the end of the request, are
-    refused as if older than the cutoff; the rest is stored).
+    refused as if older than the cutoff; the rest is stored), ``too_large``
+    (413 as if the body were above ``limit``, default its size - 1),
+    ``blocked`` (a blocked tenant: ``status``, default 260, ``until`` an
+    RFC 3339 time; nothing stored, and status 200 is answered 204).
     """
 
     name = "loki"
@@ -75,6 +96,8 @@ class Loki(Dialect):
         "stream_limit": frozenset(),
         "error": frozenset({"status", "text"}),
         "too_far_behind": frozenset({"count"}),
+        "too_large": frozenset({"limit"}),
+        "blocked": frozenset({"status", "until"}),
     }
 
     def __init__(
@@ -88,6 +111,10 @@ class Loki(Dialect):
         reject_old_samples_max_age_ns: int = 168 * _HOUR,
         creation_grace_period_ns: int = 600 * _NS,
         max_chunk_age_ns: int = 2 * _HOUR,
+        allow_structured_metadata: bool = True,
+        max_structured_metadata_size: int = 64 * 1024,
+        max_structured_metadata_entries: int = 128,
+        max_push_bytes: int = 100 * 1024 * 1024,
         now: Any = time.time_ns,
     ) -> None:
         self.multi_tenant = multi_tenant
@@ -98,6 +125,10 @@ class Loki(Dialect):
         self.max_age = reject_old_samples_max_age_ns
         self.grace = creation_grace_period_ns
         self.window = max_chunk_age_ns // 2
+        self.allow_metadata = allow_structured_metadata
+        self.max_metadata_size = max_structured_metadata_size
+        self.max_metadata_entries = max_structured_metadata_entries
+        self.max_push_bytes = max_push_bytes
         self.now = now
         self._lock = threading.Lock()
         self._newest: dict[tuple[str, str], int] = {}  # (tenant, stream) -> newest ts
@@ -122,6 +153,8 @@ class Loki(Dialect):
                 return text_answer(400, str(exc))
         elif encoding:
             return text_answer(415, f'Content-Encoding "{encoding}" not supported')
+        if max(len(request.body), len(body)) > self.max_push_bytes:
+            return too_large(max(len(request.body), len(body)), self.max_push_bytes)
         message = Message()
         message["content-type"] = request.header("Content-Type") or ""
         if message.get_content_type() != "application/json" or not request.header("Content-Type"):
@@ -189,9 +222,21 @@ class Loki(Dialect):
 
     def accept(self, request: Request, batch: Batch, play: Play | None) -> Answer:
         tenant = batch.extra["tenant"]
+        if play is not None and play.kind == "too_large":
+            size = len(request.body)
+            return too_large(size, int(play.params.get("limit", size - 1)))
+        if play is not None and play.kind == "blocked":
+            status = int(play.params.get("status", 260))
+            until = str(play.params.get("until") or rfc3339(int(self.now()) + _HOUR))
+            if status == 200:  # Loki: "If the status code is 200, return success."
+                return Answer(204)
+            return text_answer(
+                status,
+                f"ingestion blocked for user {tenant} until '{until}' with status code '{status}'",
+            )
         if play is not None and play.kind == "rate_limited":
             limit = int(play.params.get("limit", 4 * 1024 * 1024))
-            size = sum(len(r["line"]) for r in batch.records)
+            size = sum(_len(r["line"]) for r in batch.records)
             return text_answer(
                 429,
                 f"Ingestion rate limit exceeded for user {tenant} (limit: {limit} bytes/sec) "
@@ -238,11 +283,15 @@ class Loki(Dialect):
                 key = (tenant, name)
                 for n, (ts, line, meta) in enumerate(entries):
                     t = int(ts)
-                    if len(line) > self.max_line_size:
+                    if _len(line) > self.max_line_size:
                         validation = (
                             f"Max entry size '{self.max_line_size}' bytes exceeded for stream "
-                            f"'{name}' while adding an entry with length '{len(line)}' bytes"
+                            f"'{name}' while adding an entry with length '{_len(line)}' bytes"
                         )
+                        continue
+                    problem = self._validate_metadata(meta, name)
+                    if problem:
+                        validation = problem
                         continue
                     if t < now - self.max_age:
                         validation = (
@@ -302,6 +351,42 @@ class Loki(Dialect):
         for key, value in labels.items():
             if len(key) > self.max_name:
                 return f"stream '{name}' has label name too long: '{key}'"
-            if len(value) > self.max_value:
+            if _len(value) > self.max_value:
                 return f"stream '{name}' has label value too long: '{value}'"
         return None
+
+    def _validate_metadata(self, meta: dict[str, str], name: str) -> str | None:
+        if not meta:
+            return None
+        if not self.allow_metadata:
+            return (
+                f"stream '{name}' includes structured metadata, but this feature is "
+                "disallowed. Please see `limits_config.allow_structured_metadata` or contact "
+                "your Loki administrator to enable it."
+            )
+        size = sum(_len(k) + _len(v) for k, v in meta.items())
+        if size > self.max_metadata_size:
+            return (
+                f"stream '{name}' has structured metadata too large: '{size}' bytes, limit: "
+                f"'{self.max_metadata_size}' bytes. Please see "
+                "`limits_config.max_structured_metadata_size` or contact your Loki "
+                "administrator to increase it."
+            )
+        if len(meta) > self.max_metadata_entries:
+            return (
+                f"stream '{name}' has too many structured metadata labels: '{len(meta)}', "
+                f"limit: '{self.max_metadata_entries}'. Please see "
+                "`limits_config.max_structured_metadata_entries_count` or contact your Loki "
+                "administrator to increase it."
+            )
+        return None
+
+
+def _len(text: str) -> int:
+    """Go's ``len`` of a string: UTF-8 bytes."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def too_large(size: int, limit: int) -> Answer:
+    """Loki's 413 for a push above its size limit (wording approximated)."""
+    return text_answer(413, f"request body too large: {size} bytes, limit: {limit} bytes")
