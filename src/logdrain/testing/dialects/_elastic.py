@@ -1,4 +1,14 @@
-"""Elasticsearch's ``_bulk`` API (``POST /_bulk``, ``POST /<index>/_bulk``), strictly."""
+"""Elasticsearch's ``_bulk`` API (``POST /_bulk``, ``POST /<index>/_bulk``), strictly.
+
+``filter_path`` follows https://www.elastic.co/guide/en/elasticsearch/reference/current/common-options.html#common-options-response-filtering
+(elements an array is left with no match for are dropped: the Bulk API
+page's ``filter_path=items.*.error`` answer lists failed items only) and
+``AbstractRestChannel.newErrorBuilder`` (error answers are not filtered);
+unknown URL parameters get ``BaseRestHandler``'s "contains unrecognized
+parameter" 400. Approximations: no "did you mean" suffix on that error,
+``-`` exclusions in ``filter_path`` leave the answer whole, and the
+``answer_lost`` play's 502 body stands for whatever a proxy would say.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +16,13 @@ import base64
 import gzip
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Collection, Mapping
 from email.message import Message
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 from ._base import Answer, Batch, Dialect, Play, Request, json_answer
 
@@ -20,6 +32,12 @@ _ACTIONS = ("create", "delete", "index", "update")
 _PARAMS = {
     "_index", "_id", "routing", "pipeline", "require_alias", "require_data_stream",
     "dynamic_templates", "if_seq_no", "if_primary_term", "version", "version_type",
+}  # fmt: skip
+#: URL parameters ``POST /_bulk`` takes (its own and the common options).
+_QUERY = {
+    "filter_path", "pretty", "human", "error_trace", "pipeline", "refresh", "routing",
+    "timeout", "wait_for_active_shards", "_source", "_source_excludes", "_source_includes",
+    "require_alias", "require_data_stream", "list_executed_pipelines", "include_source_on_error",
 }  # fmt: skip
 _NEWLINE = "The bulk request must be terminated by a newline [\\n]"
 _INDEX_UUID = "fakeIndexUuid0000000A"
@@ -42,8 +60,21 @@ class Elasticsearch(Dialect):
     Plays: ``rejected`` (``items``: positions answered 429
     ``es_rejected_execution_exception``, default all), ``mapper_parsing``
     (``items``, ``reason``: 400 ``mapper_parsing_exception`` items),
-    ``error`` (the whole request: ``status`` default 503, ``type``,
-    ``reason``), ``too_large`` (413, empty body).
+    ``items`` (several kinds in one answer: positions ``rejected`` 429,
+    ``mapper_parsing`` 400 with ``reason``, ``unavailable`` 503
+    ``unavailable_shards_exception``), ``error`` (the whole request:
+    ``status`` default 503, ``type``, ``reason``), ``too_large`` (413, empty
+    body), ``answer_lost`` (the batch is stored as usual, then its answer
+    is lost on the way: ``status`` default 502 with a proxy's text body;
+    with ``cut=True`` a 200 whose JSON body stops halfway; with ``pad=N`` a
+    200 whose true answer is followed by N spaces, longer than a client
+    with a smaller cap reads).
+
+    ``filter_path`` (comma-separated paths, ``*`` within a name, ``**`` any
+    depth) filters a successful answer as Elasticsearch does: what matches
+    no path is left out, array elements left empty included; error answers
+    are never filtered. Any other URL parameter a bulk request does not take
+    gets Elasticsearch's 400 "contains unrecognized parameter".
     """
 
     name = "elasticsearch"
@@ -51,8 +82,10 @@ class Elasticsearch(Dialect):
     plays: ClassVar[dict[str, frozenset[str]]] = {
         "rejected": frozenset({"items"}),
         "mapper_parsing": frozenset({"items", "reason"}),
+        "items": frozenset({"rejected", "mapper_parsing", "unavailable", "reason"}),
         "error": frozenset({"status", "type", "reason"}),
         "too_large": frozenset(),
+        "answer_lost": frozenset({"status", "cut", "pad"}),
     }
 
     def __init__(
@@ -98,6 +131,13 @@ class Elasticsearch(Dialect):
         denied = self._authenticate(request)
         if denied is not None:
             return denied
+        for key, _ in parse_qsl(request.query, keep_blank_values=True):
+            if key not in _QUERY:
+                return es_error(
+                    400,
+                    "illegal_argument_exception",
+                    f"request [{request.path}] contains unrecognized parameter: [{key}]",
+                )
         body = request.body
         if (request.header("Content-Encoding") or "").lower() == "gzip":
             try:
@@ -234,9 +274,8 @@ class Elasticsearch(Dialect):
                 str(play.params.get("type", "unavailable_shards_exception")),
                 str(play.params.get("reason", "[logs][0] primary shard is not active")),
             )
-        chosen: set[int] = set()
-        if play is not None:
-            chosen = set(play.params.get("items", range(batch.size)))
+        fates = _fates(play, batch.size)
+        reason = str(play.params.get("reason", "failed to parse")) if play else "failed to parse"
         out: list[dict[str, Any]] = []
         stored: list[dict[str, Any]] = []
         with self._lock:
@@ -245,7 +284,8 @@ class Elasticsearch(Dialect):
                 doc_id = item["_id"] or self._auto_id()
                 base = {"_index": index, "_id": doc_id}
                 record = self._record(item, doc_id)
-                if play is not None and position in chosen and play.kind == "rejected":
+                fate = fates.get(position)
+                if fate == "rejected":
                     size = len(item["line"])
                     out.append({op: {**base, "status": 429, "error": {
                         "type": "es_rejected_execution_exception",
@@ -254,14 +294,16 @@ class Elasticsearch(Dialect):
                         f"coordinating_operation_bytes={size}, "
                         "max_coordinating_and_primary_bytes=0]"}}})  # fmt: skip
                     continue
-                if record is None or (play is not None and position in chosen):
-                    reason = (
-                        str(play.params.get("reason", "failed to parse"))
-                        if play is not None and position in chosen
-                        else "failed to parse"
-                    )
+                if fate == "unavailable":
+                    out.append({op: {**base, "status": 503, "error": {
+                        "type": "unavailable_shards_exception",
+                        "reason": f"[{index}][0] primary shard is not active "
+                        "Timeout: [1m]"}}})  # fmt: skip
+                    continue
+                if record is None or fate == "mapper_parsing":
+                    why = reason if fate == "mapper_parsing" else "failed to parse"
                     out.append({op: {**base, "status": 400, "error": {
-                        "type": "mapper_parsing_exception", "reason": reason}}})  # fmt: skip
+                        "type": "mapper_parsing_exception", "reason": why}}})  # fmt: skip
                     continue
                 version = self._versions.get((index, doc_id))
                 if op == "create" and version is not None:
@@ -280,9 +322,80 @@ class Elasticsearch(Dialect):
                 stored.append(record)
         took = int((time.monotonic() - started) * 1000)
         errors = any("error" in next(iter(item.values())) for item in out)
-        answer = json_answer(200, {"errors": errors, "took": took, "items": out})
+        payload: Any = {"took": took, "errors": errors, "items": out}
+        paths = dict(parse_qsl(request.query, keep_blank_values=True)).get("filter_path")
+        if paths:
+            payload = filter_path(payload, paths)
+        answer = json_answer(200, payload)
+        if play is not None and play.kind == "answer_lost":
+            if play.params.get("cut"):
+                return Answer(200, answer.body[: len(answer.body) // 2], answer.headers, stored)
+            if play.params.get("pad"):
+                body = answer.body + b" " * int(play.params["pad"])
+                return Answer(200, body, answer.headers, stored)
+            status = int(play.params.get("status", 502))
+            text = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n"
+            return Answer(status, text, {"Content-Type": "text/html"}, stored)
         return Answer(answer.status, answer.body, answer.headers, stored)
 
     def _auto_id(self) -> str:
         raw = next(self._ids).to_bytes(15, "big")
         return base64.urlsafe_b64encode(raw).decode()
+
+
+def _fates(play: Play | None, size: int) -> dict[int, str]:
+    """Position -> ``rejected`` / ``mapper_parsing`` / ``unavailable`` for a play."""
+    if play is None or play.kind not in ("rejected", "mapper_parsing", "items"):
+        return {}
+    if play.kind != "items":
+        return {int(n): play.kind for n in play.params.get("items", range(size))}
+    fates: dict[int, str] = {}
+    for kind in ("rejected", "mapper_parsing", "unavailable"):
+        fates.update((int(n), kind) for n in play.params.get(kind, ()))
+    return fates
+
+
+def filter_path(doc: Any, spec: str) -> Any:
+    """``doc`` as Elasticsearch's ``filter_path=spec`` leaves it (inclusions:
+    ``a.b``, ``*`` within a name, ``**`` any depth; exclusions with ``-``
+    are not implemented and leave the answer whole)."""
+    paths = [tuple(p.split(".")) for p in spec.split(",") if p]
+    if any(p[0].startswith("-") for p in paths):
+        return doc
+    kept = _kept(doc, paths)
+    return {} if kept is _DROP else kept
+
+
+_DROP = object()
+
+
+def _glob(pattern: str, name: str) -> bool:
+    regex = ".*".join(re.escape(piece) for piece in pattern.split("*"))
+    return re.fullmatch(regex, name) is not None
+
+
+def _kept(value: Any, paths: list[tuple[str, ...]]) -> Any:
+    if any(not p for p in paths):
+        return value  # a path ends here: the whole value
+    if isinstance(value, list):
+        kept = [k for k in (_kept(v, paths) for v in value) if k is not _DROP]
+        return kept if kept else _DROP
+    if not isinstance(value, dict):
+        return _DROP
+    out: dict[str, Any] = {}
+    for key, sub in value.items():
+        rest: list[tuple[str, ...]] = []
+        for head, *tail in paths:
+            if head == "**":
+                rest.append((head, *tail))
+                if not tail:
+                    rest.append(())
+                elif _glob(tail[0], key):
+                    rest.append(tuple(tail[1:]))
+            elif _glob(head, key):
+                rest.append(tuple(tail))
+        if rest:
+            kept = _kept(sub, rest)
+            if kept is not _DROP:
+                out[key] = kept
+    return out if out else _DROP

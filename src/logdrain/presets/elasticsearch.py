@@ -1,0 +1,311 @@
+"""Elasticsearch (and OpenSearch): the ``_bulk`` API, ``create`` actions.
+
+The body is NDJSON ending in a newline: per record an action line
+``{"create":{"_index":...,"_id":...}}`` and the document, which carries
+``@timestamp`` (the record's creation time, RFC 3339 UTC with microseconds)
+and the generic document's fields. ``create`` is the one action a data
+stream takes, and with logdrain's own ``_id`` (stable across retries and
+splits) it makes every retry idempotent: a document Elasticsearch already
+stored answers 409 instead of being stored twice.
+
+The answer is asked for compactly, with ``filter_path`` (Logstash's
+``bulk_path`` does the same); ``items.*.status`` keeps one entry per action,
+in request order, since the filter drops array elements left empty. A 200
+is judged per item: 2xx delivered; 429 and 5xx sent again, alone; other 4xx
+rejected with ``error.type: error.reason``; a ``create`` answered 409 on a
+retry of the body is the earlier, unanswered attempt's document: delivered.
+A 200 logdrain cannot read to its end (cut at ``response_cap``, or not a
+bulk answer) sends the whole batch again. 413 splits, 429/5xx retry the
+request, anything else rejects it with Elasticsearch's own reason.
+
+Sources:
+
+* Bulk API: https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html
+  (NDJSON with a final newline, ``application/x-ndjson``; ``create`` fails
+  with 409 if a document with the ``_id`` exists; data streams take only
+  ``create``; ``errors`` and ``items`` "in the order they were submitted",
+  each with ``status`` and ``error.type`` / ``error.reason``).
+* ``filter_path``: https://www.elastic.co/guide/en/elasticsearch/reference/current/common-options.html#common-options-response-filtering;
+  error answers are never filtered (``AbstractRestChannel.newErrorBuilder``
+  in elastic/elasticsearch); Logstash's default ``bulk_path``
+  ``/_bulk?filter_path=errors,items.*.error,items.*.status``
+  (logstash-plugins/logstash-output-elasticsearch, docs/index.asciidoc).
+* Retries: elasticsearch-py ``helpers/actions.py`` (``streaming_bulk``
+  retries the items answered 429, alone, with backoff; an item is ok when
+  ``200 <= status < 300``, a missing status counts as 500); Logstash's retry
+  policy (non-200 requests retried; 400/404 items dropped; 409 not retried);
+  "Tune for indexing speed" (429 ``es_rejected_execution_exception``: back
+  off and send again; bulk requests of "a couple tens of megabytes" at most):
+  https://www.elastic.co/guide/en/elasticsearch/reference/current/tune-for-indexing-speed.html.
+* Index names: https://www.elastic.co/guide/en/elasticsearch/reference/current/indices-create-index.html#indices-create-api-path-params
+  (lower case; none of ``\\ / * ? " < > | , # :`` or a space; not starting
+  with ``- _ +``; not ``.`` or ``..``; at most 255 bytes).
+* API keys: ``Authorization: ApiKey <encoded>``, the ``encoded`` value of
+  https://www.elastic.co/guide/en/elasticsearch/reference/current/security-api-create-api-key.html.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from .base import TRANSIENT_STATUSES, Answer, Context, Keyed, Preset, RecordOutcome, Verdict
+
+#: The index when none is given: the data stream naming scheme
+#: ``<type>-<dataset>-<namespace>``. Elasticsearch 8's built-in ``logs-*-*``
+#: index template makes it a data stream (with a lifecycle); elsewhere
+#: (OpenSearch, a cluster without that template) it is a plain index.
+DEFAULT_INDEX = "logs-logdrain-default"
+
+#: What the answer is cut down to: ``errors``, and per item its status and
+#: error type and reason (``status`` keeps every item, hence the positions).
+FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+BULK_PATH = f"/_bulk?filter_path={FILTER_PATH}"
+
+#: Bytes of an answer read at most. A filtered item is about 26 bytes when it
+#: succeeded and 150-400 with an error; unfiltered (a URL naming its own
+#: path) about 230 and 300-700: a full batch of 1000 stays far below.
+RESPONSE_CAP = 4 * 1024 * 1024
+
+#: About 5 MiB of NDJSON a request: Elasticsearch's bulk sizing advice is to
+#: benchmark from small requests up and stay below "a couple tens of
+#: megabytes"; a few MB get most of the gain and keep one request well below
+#: indexing pressure's rejections, ``http.max_content_length`` and a proxy's
+#: body limit. 1000 records: the Python client's chunk_size is 500, Beats'
+#: bulk_max_size 1600; log records of a few hundred bytes fill about 1 MB.
+DEFAULTS: Mapping[str, Any] = {"batch_bytes": 5 * 1024 * 1024, "batch_size": 1000}
+
+_DIRECTIVES = frozenset("YmdHjGVy%")
+_FORBIDDEN = frozenset('\\/*?"<>| ,#:')
+_REASON_CHARS = 300
+
+
+# -- the index option --------------------------------------------------------------------
+
+
+def parse_index(raw: Any) -> str:
+    """The ``index`` option: a name, or a pattern of the record's UTC time in
+    strftime style (``logs-%Y.%m.%d``; directives ``%Y %y %m %d %H %j %G %V``
+    and ``%%``), checked against Elasticsearch's index name rules."""
+    if not isinstance(raw, str):
+        raise ValueError(
+            f"index must be a string such as 'logs-%Y.%m.%d', not {type(raw).__name__}"
+        )
+    text = raw.strip()
+    if not text:
+        raise ValueError("index is empty: give a name such as 'logs-app' or 'logs-%Y.%m.%d'")
+    for match in re.finditer(r"%(.?)", text):
+        if match.group(1) not in _DIRECTIVES:
+            shown = "%" + match.group(1) if match.group(1) else "a lone %"
+            raise ValueError(
+                f"index {text!r} uses {shown}: use %Y %y %m %d %H %j %G %V, or %% for a %"
+            )
+    for sample in (0.0, 1735689599.0):  # 1970-01-01 and 2024-12-31T23:59:59 (week 1 of 2025)
+        problem = _name_problem(render_index(text, sample))
+        if problem:
+            raise ValueError(f"index {text!r} {problem}")
+    return text
+
+
+def _name_problem(name: str) -> str | None:
+    if name != name.lower():
+        return "has upper-case letters (Elasticsearch index names are lower case)"
+    bad = sorted({c for c in name if c in _FORBIDDEN or c < " "})
+    if bad:
+        hint = (
+            " (strftime directives like %Y.%m.%d are logdrain's date pattern)" if "<" in bad else ""
+        )
+        return f"holds {' '.join(repr(c) for c in bad)}, not allowed in an index name{hint}"
+    if name[0] in "-_+":
+        return f"starts with {name[0]!r}, not allowed for an index name"
+    if name in (".", ".."):
+        return "is not a usable index name"
+    if len(name.encode("utf-8")) > 255:
+        return "is longer than 255 bytes"
+    return None
+
+
+def render_index(pattern: str, created: float) -> str:
+    """The index name of a record created at ``created`` (epoch seconds, UTC)."""
+    if "%" not in pattern:
+        return pattern
+    return _render_hour(pattern, int(created // 3600))
+
+
+@functools.lru_cache(maxsize=256)
+def _render_hour(pattern: str, hour: int) -> str:
+    # Every directive allowed is constant within an hour: one strftime per hour.
+    moment = datetime.fromtimestamp(hour * 3600, tz=timezone.utc)
+    return moment.strftime(pattern)
+
+
+# -- records and framing -----------------------------------------------------------------
+
+
+def timestamp(created: float) -> str:
+    """``created`` as RFC 3339 UTC with microseconds (``2024-05-01T12:00:00.123456Z``),
+    cut (not rounded) to the microsecond as logdrain's own ``timestamp`` field is."""
+    sec = math.floor(created)
+    cached = _SECOND[0]  # one tuple, swapped whole: safe with several senders
+    if cached[0] != sec:
+        moment = datetime.fromtimestamp(sec, tz=timezone.utc)
+        cached = _SECOND[0] = (sec, moment.strftime("%Y-%m-%dT%H:%M:%S"))
+    return "%s.%06dZ" % (cached[1], (created - sec) * 1e6)  # noqa: UP031 - as encode.py
+
+
+_SECOND: list[tuple[int, str]] = [(-1, "")]
+
+
+def record(doc: Any, ctx: Context) -> Keyed:
+    """One record: its ``create`` action line and its document, whose
+    ``@timestamp`` comes from the record's creation time."""
+    index = render_index(ctx.options.get("index", DEFAULT_INDEX), ctx.created)
+    meta: dict[str, str] = {"_index": index}
+    if ctx.record_id:
+        meta["_id"] = ctx.record_id
+    action = json.dumps({"create": meta}, separators=(",", ":")).encode("utf-8")
+    source: dict[str, Any] = {"@timestamp": timestamp(ctx.created)}
+    if isinstance(doc, dict):
+        source.update((k, v) for k, v in doc.items() if k != "@timestamp")
+    else:
+        source["message"] = doc
+    return Keyed(action, source)
+
+
+def frame(parts: list[Any]) -> bytes:
+    """Action line and document per record, each line ending in a newline."""
+    return b"".join(key + b"\n" + data + b"\n" for key, data in parts)
+
+
+def framed_size(total: int, count: int) -> int:
+    return total + 2 * count  # two newlines a record
+
+
+def api_key(token: str) -> dict[str, str]:
+    """``token`` is the ``encoded`` value of Elasticsearch's create API key answer."""
+    return {"Authorization": f"ApiKey {token}"}
+
+
+# -- the answer --------------------------------------------------------------------------
+
+
+def classify(answer: Answer) -> Verdict:
+    """The verdict on one ``_bulk`` answer (see the module doc)."""
+    status = answer.status
+    if 200 <= status < 300:
+        return _bulk(answer)
+    reason = _error_reason(answer.body) or answer.reason or f"HTTP {status}"
+    if status == 413:
+        return Verdict("split", f"request too large (http.max_content_length): {reason}")
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return Verdict("retry", reason)
+    return Verdict("rejected", reason)
+
+
+def _bulk(answer: Answer) -> Verdict:
+    if not answer.complete:
+        return Verdict(
+            "retry",
+            f"the bulk answer did not arrive whole (more than {len(answer.body)} bytes, or "
+            "cut off): the batch goes again, its _ids keep that from storing twice",
+        )
+    doc = _json(answer.body)
+    if not isinstance(doc, dict) or not isinstance(doc.get("errors"), bool):
+        return Verdict("retry", 'HTTP 2xx without a bulk answer ({"errors": ...}): sent again')
+    if doc["errors"] is False:
+        return Verdict("delivered")
+    items = doc.get("items")
+    if not isinstance(items, list) or len(items) != answer.sent:
+        count = len(items) if isinstance(items, list) else 0
+        return Verdict(
+            "retry", f"the bulk answer names {count} item(s) for {answer.sent} sent: sent again"
+        )
+    outcomes: list[RecordOutcome] = []
+    first: dict[str, str] = {}
+    for item in items:
+        outcome, why = _item(item, answer.attempt)
+        outcomes.append(outcome)
+        if why:
+            first.setdefault(outcome, why)
+    if all(outcome == "delivered" for outcome in outcomes):
+        return Verdict("delivered")
+    notes = []
+    labels: tuple[tuple[RecordOutcome, str], ...] = (
+        ("rejected", "rejected"),
+        ("retry", "to send again"),
+    )
+    for outcome, label in labels:
+        n = outcomes.count(outcome)
+        if n:
+            notes.append(f"{n} item(s) {label} (first: {first.get(outcome, 'no reason given')})")
+    return Verdict("partial", "; ".join(notes), records=tuple(outcomes))
+
+
+def _item(item: Any, attempt: int) -> tuple[RecordOutcome, str]:
+    """(outcome, reason) of one bulk item ``{"<op>": {"status": ..., "error": ...}}``."""
+    if not isinstance(item, dict) or len(item) != 1:
+        return "retry", "an item logdrain cannot read"
+    ((op, result),) = item.items()
+    if not isinstance(result, dict):
+        return "retry", "an item logdrain cannot read"
+    status = result.get("status")
+    if not isinstance(status, int) or isinstance(status, bool):
+        status = 500  # as elasticsearch-py's helpers read an item without one
+    why = _describe(result.get("error"), status)
+    if 200 <= status < 300:
+        return "delivered", ""
+    if status == 409 and op == "create" and attempt > 1:
+        return "delivered", ""  # stored by an earlier attempt whose answer was lost
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return "retry", why
+    return "rejected", why
+
+
+def _describe(error: Any, status: int) -> str:
+    """``type: reason`` of an Elasticsearch error object (or its text)."""
+    if isinstance(error, dict):
+        kind, reason = error.get("type"), error.get("reason")
+        text = ": ".join(str(part) for part in (kind, reason) if part)
+    elif isinstance(error, str):
+        text = error
+    else:
+        text = ""
+    text = " ".join((text or f"status {status}").split())
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
+
+
+def _error_reason(body: bytes) -> str:
+    """The reason in Elasticsearch's error envelope ``{"error": {...}, "status": N}``
+    (or ``{"error": "text"}``); "" when the body is something else."""
+    doc = _json(body)
+    error = doc.get("error") if isinstance(doc, dict) else None
+    return _describe(error, 0) if isinstance(error, (dict, str)) else ""
+
+
+def _json(body: bytes) -> Any:
+    """``body`` parsed, or None (not JSON, not UTF-8, or nested past the stack)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+PRESET = Preset(
+    "elasticsearch",
+    "application/x-ndjson",
+    frame,
+    framed_size,
+    classify=classify,
+    record=record,
+    defaults=DEFAULTS,
+    path=BULK_PATH,
+    options={"index": parse_index},
+    auth=api_key,
+    uses_record_id=True,
+    response_cap=RESPONSE_CAP,
+)
