@@ -184,6 +184,8 @@ def _ecosystem(
     preset, below explicit settings and ``LOGDRAIN_*``."""
     found = preset.environment(environ, options)
     for key, raw in found.items():
+        if key == "token" and values.get("token_provider") is not None:
+            continue  # yours wins over the ecosystem's key
         if key in _ECOSYSTEM_SETTINGS:
             if values.get(key) is None:
                 values[key] = PARSERS[key](key, raw)

@@ -127,6 +127,12 @@ def validate(s: Settings) -> None:
             "'orjson' is not installed",
             "pip install 'logdrain[orjson]', or use json_encoder='auto' or 'stdlib'",
         )
+    if s.preset.requires_token and not (s.token or s.token_provider or s.auth or s.headers):
+        raise ConfigError(
+            "token",
+            f"preset {s.preset.name!r} needs one (its collector refuses every request without)",
+            f"pass token=... or token_provider=, or set {env_name('token')}",
+        )
     if s.preset.one_per_request and s.batch_size != 1:
         raise ConfigError(
             "batch_size",

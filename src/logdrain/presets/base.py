@@ -164,6 +164,8 @@ class Preset:
     preset (``min_level`` the option, when the preset takes it).
     ``response_cap``: bytes of an answer's body read at most (an
     Elasticsearch bulk answer names every item).
+    ``requires_token``: the collector refuses every request without one
+    (Splunk HEC, Datadog): its absence is a ConfigError at construction.
     ``secret_url``: the whole URL is a credential (a Slack webhook): it is
     redacted everywhere and never shown."""
 
@@ -188,3 +190,4 @@ class Preset:
     uses_record_id: bool = False
     secret_url: bool = False
     response_cap: int = 64 * 1024
+    requires_token: bool = False
