@@ -115,15 +115,27 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    bad_url: ConfigError | None = None
     for name, parse in PARSERS.items():
         raw = explicit.get(name)
         if raw is None:
             raw = None if name in NOT_FROM_ENV else environ.get(env_name(name))
             if raw is None:
                 continue
-        values[name] = parse(name, raw)
+        try:
+            values[name] = parse(name, raw)
+        except ConfigError as exc:
+            if name != "url":
+                raise
+            bad_url = exc  # raised once the preset says whether the URL is a secret
     given = set(values)  # what the user set, before the preset's defaults
     _choose_preset(values)
+    if bad_url is not None:
+        if values["preset"].secret_url:
+            raise ConfigError(
+                "url", "not a valid webhook URL (not shown: it is a secret)", bad_url.fix
+            ) from None
+        raise bad_url
     preset = values["preset"]
     options = _preset_options(preset, explicit, environ)
     _ecosystem(preset, values, options, environ)
