@@ -19,6 +19,7 @@ import logdrain
 from logdrain import Drain
 from logdrain.config import resolve
 from logdrain.encode import Encoder
+from logdrain.records import stdlib_item
 from logdrain.testing import Collector
 
 from . import proc
@@ -422,3 +423,13 @@ def test_a_half_built_handler_flushes_and_closes_harmlessly() -> None:
     handler.flush()
     handler.close()
     assert "DrainHandler" in repr(handler)
+
+
+@pytest.mark.parametrize("created", [float("nan"), float("inf"), None])
+def test_a_record_whose_created_a_filter_spoiled_keeps_its_message(created: object) -> None:
+    encoder = Encoder(resolve({"url": "http://127.0.0.1:9/x"}))
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, "the message", None, None)
+    record.created = created  # type: ignore[assignment]
+    doc = strict_loads(encoder.encode(stdlib_item(record))[0])
+    assert doc["message"] == "the message"
+    assert doc["timestamp"].endswith("Z")

@@ -136,7 +136,11 @@ class Encoder:
 
     def timestamp(self, created: float) -> str:
         """RFC 3339, UTC, microseconds; the date part is cached per second."""
-        sec = int(created)
+        try:
+            sec = int(created)
+        except (TypeError, ValueError, OverflowError):  # not a time: now
+            created = time.time()
+            sec = int(created)
         cached = self._ts_cache  # one tuple, swapped whole: safe if two threads encode
         if cached[0] != sec:
             cached = self._ts_cache = (sec, _second(sec))
@@ -171,7 +175,11 @@ class Encoder:
         The hottest code on the sender threads: the timestamp is inlined,
         and only the keys after ``LogRecord.__init__``'s own are looked at."""
         created = attrs["created"]
-        sec = int(created)
+        try:
+            sec = int(created)
+        except (TypeError, ValueError, OverflowError):  # a filter set it to NaN, None, ...
+            created = time.time()
+            sec = int(created)
         cached = self._ts_cache
         if cached[0] != sec:
             cached = self._ts_cache = (sec, _second(sec))

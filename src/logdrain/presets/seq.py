@@ -1,0 +1,205 @@
+"""Seq (``preset="seq"``): CLEF events posted to ``/ingest/clef``.
+
+The body is newline-delimited CLEF (``application/vnd.serilog.clef``), one
+event per line, each line ending with ``\\n``. An event is the record's
+properties at the top level plus CLEF's reified properties: ``@t`` (ISO 8601,
+UTC, microseconds; from the record's creation time, whatever the document's
+own keys say), ``@m`` (the rendered message: a Python record's message is
+rendered already, so no ``@mt`` template is carried), ``@l`` (the level: the
+record's level number as a Serilog level name, or Python's own names with
+``level_names="python"``; absent when the record has no level, which Seq
+reads as Information) and ``@x`` (the traceback). A property whose name
+starts with ``@`` is escaped by doubling the sigil (``@@name`` is the
+property ``@name``), as CLEF says. The API key goes in ``X-Seq-ApiKey``.
+
+Seq answers 201 Created. One invalid event fails the whole request with 400
+and ``{"Error": "..."}`` naming it: the verdict is ``split``, so logdrain
+halves the batch until the bad event is alone, delivers the others and
+rejects that one with Seq's text. 413 (a body over the raw ingestion payload
+limit, or an event over the event body limit) splits too. 401 and 403 (no
+or a wrong API key, a key without ingest permission) are rejected; 408,
+425, 429 and every 5xx are retried.
+
+Sources: https://docs.datalust.co/docs/posting-raw-events ("Ingestion with
+HTTP": ``/ingest/clef``, the content type, ``X-Seq-ApiKey``, the reified
+properties, ``@l``/``@x`` must be strings); https://clef-json.org and
+serilog/serilog-formatting-compact (CLEF, ``@@`` escaping);
+datalust/serilog-sinks-seq (``SeqCompactJsonFormatter``, 201 with
+``{"MinimumLevelAccepted": ...}``, ``eventBodyLimitBytes`` 256 KB);
+datalust/seq-api ``SeqApiClient`` (the ``{"Error": ...}`` answer); Seq's
+"Raw ingestion payload limit" (10 MB by default; also ``emit``'s
+``DEFAULT_BATCH_LIMIT_BYTES``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from .base import DELIVERED, TRANSIENT_STATUSES, Answer, Context, Preset, Verdict
+
+CONTENT_TYPE = "application/vnd.serilog.clef"
+PATH = "/ingest/clef"
+
+#: Seq's default event body limit (``eventBodyLimitBytes``) and raw payload limit.
+EVENT_BODY_LIMIT = 256 * 1024
+RAW_PAYLOAD_LIMIT = 10 * 1024 * 1024
+#: logdrain's defaults, below those limits (a line adds its newline).
+MAX_RECORD_BYTES = 240 * 1024
+BATCH_BYTES = 2 * 1024 * 1024
+
+SERILOG_LEVELS = ((50, "Fatal"), (40, "Error"), (30, "Warning"), (20, "Information"), (10, "Debug"))
+PYTHON_LEVELS = ((50, "CRITICAL"), (40, "ERROR"), (30, "WARNING"), (20, "INFO"), (10, "DEBUG"))
+LEVEL_NAMES = ("serilog", "python")
+
+#: Document keys the reified properties replace.
+_MESSAGE_KEYS = ("message", "event")  # "event": a structlog event's message
+_CONSUMED = frozenset({"timestamp", "level", "exception"})
+
+# -- options --------------------------------------------------------------------
+
+
+def _level_names(raw: Any) -> str:
+    """``level_names``: ``serilog`` (Verbose ... Fatal, Seq's own) or ``python``."""
+    if isinstance(raw, str) and raw.strip().lower() in LEVEL_NAMES:
+        return raw.strip().lower()
+    raise ValueError(f"level_names must be 'serilog' or 'python', got {raw!r}")
+
+
+OPTIONS = {"level_names": _level_names}
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"X-Seq-ApiKey": token}
+
+
+# -- records and bodies ---------------------------------------------------------
+
+
+def clef_time(created: float) -> str:
+    """``2024-05-01T12:00:00.123456Z``; an impossible time (NaN, out of
+    range) becomes now, as ``@t`` is required."""
+    if not isinstance(created, (int, float)) or not math.isfinite(created):
+        created = time.time()
+    try:
+        moment = datetime.fromtimestamp(created, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        moment = datetime.fromtimestamp(time.time(), timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def level_name(levelno: int | None, doc_level: Any, names: str) -> str | None:
+    """``@l`` for a level number (thresholds, so 25 is Information), the
+    document's own level text when the number is unknown, else None."""
+    if isinstance(levelno, bool) or not isinstance(levelno, (int, float)):
+        return doc_level if isinstance(doc_level, str) and doc_level.strip() else None
+    if names == "python" and isinstance(doc_level, str) and doc_level.strip():
+        return doc_level  # the record's levelname, custom levels included
+    table = PYTHON_LEVELS if names == "python" else SERILOG_LEVELS
+    for floor, name in table:
+        if levelno >= floor:
+            return name
+    return "NOTSET" if names == "python" else "Verbose"
+
+
+def _text(value: Any, ctx: Context) -> str:
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    return ctx.json(value)
+
+
+def property_name(key: Any, ctx: Context) -> str:
+    """A property name as CLEF carries it: text, a leading ``@`` doubled."""
+    if type(key) is str:
+        name = key
+    elif isinstance(key, str):
+        name = str.__str__(key)
+    else:
+        name = ctx.json(key)
+        if len(name) >= 2 and name.startswith('"') and name.endswith('"'):
+            name = name[1:-1]
+    return "@" + name if name.startswith("@") else name
+
+
+def _record(doc: Any, ctx: Context) -> dict[str, Any]:
+    """One CLEF event for the generic document."""
+    if not isinstance(doc, dict):
+        doc = {"message": doc}
+    event: dict[str, Any] = {"@t": clef_time(ctx.created)}
+    message_key = next((key for key in _MESSAGE_KEYS if key in doc), None)
+    if message_key is not None and doc[message_key] is not None:
+        event["@m"] = _text(doc[message_key], ctx)
+    level = level_name(ctx.levelno, doc.get("level"), ctx.options.get("level_names", "serilog"))
+    if level is not None:
+        event["@l"] = level
+    if doc.get("exception"):
+        event["@x"] = _text(doc["exception"], ctx)
+    for key, value in doc.items():
+        if key == message_key or key in _CONSUMED:
+            continue
+        name = property_name(key, ctx)
+        while name in event:  # two keys with one text (1 and "1")
+            name += "_"
+        event[name] = value
+    return event
+
+
+def _frame(parts: list[bytes]) -> bytes:
+    return b"".join(part + b"\n" for part in parts)
+
+
+def _framed_size(total: int, count: int) -> int:
+    return total + count  # a newline after each event
+
+
+# -- answers --------------------------------------------------------------------
+
+
+def seq_error(answer: Answer) -> str:
+    """Seq's ``{"Error": "..."}`` text, else the start of the body, else the reason."""
+    try:
+        reply = json.loads(answer.body)
+    except ValueError:
+        reply = None
+    if isinstance(reply, dict) and isinstance(reply.get("Error"), str) and reply["Error"]:
+        return " ".join(reply["Error"].split())[:300]
+    text = " ".join(answer.body[:600].decode("utf-8", "replace").split())[:300]
+    return text or answer.reason
+
+
+def classify(answer: Answer) -> Verdict:
+    """201 (any 2xx) delivered; 400 and 413 split (one bad or oversized
+    event spoils a request); 408/425/429/5xx retried; the rest rejected."""
+    status = answer.status
+    if 200 <= status < 300:
+        return DELIVERED
+    error = seq_error(answer)
+    if status == 400:
+        return Verdict("split", f"Seq refused an event: {error}" if error else "Seq: bad request")
+    if status == 413:
+        return Verdict("split", f"Seq: too large: {error}" if error else "Seq: payload too large")
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return Verdict("retry", f"Seq: {error}" if error else f"Seq: HTTP {status}")
+    if status in (401, 403):
+        what = "no valid API key" if status == 401 else "the API key may not ingest"
+        return Verdict("rejected", f"Seq: {what}: {error}" if error else f"Seq: {what}")
+    return Verdict("rejected", f"Seq: {error}" if error else f"Seq: HTTP {status}")
+
+
+PRESET = Preset(
+    "seq",
+    CONTENT_TYPE,
+    _frame,
+    _framed_size,
+    classify=classify,
+    record=_record,
+    defaults={"max_record_bytes": MAX_RECORD_BYTES, "batch_bytes": BATCH_BYTES},
+    path=PATH,
+    options=OPTIONS,
+    auth=_auth,
+)
