@@ -115,7 +115,7 @@ class Shipper:
             line = f"gave up on {state.count} record(s) after retries: {exc.describe()}"
             self._settle(lot, state, "failed", line)
         except Exception as exc:  # noqa: BLE001 - the sender must survive anything
-            line = f"{state.count} record(s) failed: {type(exc).__name__}: {_safe_text(exc)}"
+            line = f"{state.count} record(s) failed: {type(exc).__name__}: {safe_text(exc)}"
             self._settle(lot, state, "failed", line)
         else:
             self._outage_until = 0.0
@@ -237,7 +237,7 @@ def _rejected_line(count: int, why: str) -> str:
     return f"{count} record(s) rejected, not retried: {why}"
 
 
-def _safe_text(exc: BaseException) -> str:
+def safe_text(exc: BaseException) -> str:
     """``str(exc)`` on one line, shortened; never raises."""
     try:
         text = str(exc)

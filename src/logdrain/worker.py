@@ -27,7 +27,7 @@ from .mapping import Mapper, Piece
 from .presets import Unsendable
 from .queue import Lot, RecordQueue
 from .report import Reporter
-from .shipping import Shipper
+from .shipping import Shipper, safe_text
 from .transport import Transport
 
 #: How long a forked child's senders let records linger at most: a prefork
@@ -121,7 +121,7 @@ class Worker:
             except BaseException as exc:  # noqa: BLE001 - a sender must never die
                 self._reporter.warn(
                     "sender",
-                    f"a sender thread hit {type(exc).__name__}: {_safe_text(exc)}; "
+                    f"a sender thread hit {type(exc).__name__}: {safe_text(exc)}; "
                     "its batch is counted as failed and the sender carries on",
                 )
                 self._stop.wait(0.05)  # never a busy loop, whatever keeps failing
@@ -222,12 +222,3 @@ class Worker:
                 f"{fresh} record(s) dropped, {dropped} in total",
             ):
                 self._seen_overflow = dropped
-
-
-def _safe_text(exc: BaseException) -> str:
-    """``str(exc)`` on one line, shortened; never raises."""
-    try:
-        text = str(exc)
-    except Exception:  # noqa: BLE001 - a hostile exception's __str__
-        return "<unprintable>"
-    return " ".join(text.split())[:300]

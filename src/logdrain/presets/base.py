@@ -113,6 +113,30 @@ class Context(NamedTuple):
     json: Callable[[Any], str] = _no_json
 
 
+def one_line(what: str) -> Callable[[Any], str]:
+    """A parser for a plain one-line string option (``source``, ``index``...)."""
+
+    def parse(raw: Any) -> str:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ValueError(f"{what} must be a non-empty string, got {raw!r}")
+        text = raw.strip()
+        if any(ord(ch) < 32 for ch in text):
+            raise ValueError(f"{what} must be one line without control characters")
+        return text
+
+    return parse
+
+
+def as_text(value: Any, ctx: Context) -> str:
+    """``value`` as text: a string as it is (a str subclass as a plain str),
+    anything else as the encoder's JSON."""
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    return ctx.json(value)
+
+
 def bearer(token: str) -> dict[str, str]:
     """The usual token scheme: ``Authorization: Bearer <token>``."""
     return {"Authorization": f"Bearer {token}"}

@@ -40,7 +40,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from .base import DELIVERED, Answer, Context, Preset, Verdict, status_verdict
+from .base import DELIVERED, Answer, Context, Preset, Verdict, one_line, status_verdict
 
 PATH = "/api/v2/logs"
 DEFAULT_SITE = "datadoghq.com"
@@ -59,18 +59,6 @@ _SITE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9
 _TAG_SEPARATORS = re.compile(r"[,\s]+")
 
 # -- options --------------------------------------------------------------------
-
-
-def _name(what: str) -> Any:
-    def parse(raw: Any) -> str:
-        if not isinstance(raw, str) or not raw.strip():
-            raise ValueError(f"{what} must be a non-empty string, got {raw!r}")
-        text = raw.strip()
-        if any(ord(ch) < 32 for ch in text):
-            raise ValueError(f"{what} must be one line without control characters")
-        return text
-
-    return parse
 
 
 def _site(raw: Any) -> str:
@@ -123,9 +111,9 @@ def _tags(raw: Any) -> str:
 
 OPTIONS = {
     "site": _site,
-    "source": _name("source"),
-    "service": _name("service"),
-    "host": _name("host"),
+    "source": one_line("source"),
+    "service": one_line("service"),
+    "host": one_line("host"),
     "tags": _tags,
 }
 

@@ -55,7 +55,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .base import DELIVERED, TRANSIENT_STATUSES, Answer, Context, Preset, Unsendable, Verdict
+from .base import (
+    DELIVERED,
+    TRANSIENT_STATUSES,
+    Answer,
+    Context,
+    Preset,
+    Unsendable,
+    Verdict,
+    as_text,
+)
 
 PATH = "/gelf"
 #: Graylog's default "Max. HTTP chunk size" (the largest request body it reads).
@@ -127,14 +136,6 @@ def seconds(created: float) -> float:
     return round(float(created), 3)
 
 
-def _text(value: Any, ctx: Context) -> str:
-    if type(value) is str:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    return ctx.json(value)
-
-
 def short_message(text: str, exception: str) -> str:
     """The first non-blank line of the message, else of the traceback's end."""
     for line in text.splitlines():
@@ -160,13 +161,13 @@ def field_value(value: Any, ctx: Context) -> str | int | float:
         if math.isfinite(real):
             return real
         return "NaN" if math.isnan(real) else "Infinity" if real > 0 else "-Infinity"
-    return _text(value, ctx)
+    return as_text(value, ctx)
 
 
 def field_name(key: Any, ctx: Context, taken: Mapping[str, Any]) -> str:
     """``_<name>`` for a document key: GELF's characters only, never a name
     Graylog would drop (``_id``) or one already in the message."""
-    name = _text(key, ctx) if not isinstance(key, str) else key
+    name = as_text(key, ctx) if not isinstance(key, str) else key
     if not isinstance(key, str) and len(name) >= 2 and name[0] == name[-1] == '"':
         name = name[1:-1]
     name = _BAD_NAME_CHARS.sub("_", name) or "unnamed"
@@ -216,8 +217,8 @@ def _record(doc: Any, ctx: Context) -> dict[str, Any]:
         doc = {"message": doc}
     message_key = next((key for key in _MESSAGE_KEYS if key in doc), None)
     raw = doc.get(message_key) if message_key is not None else None
-    text = "" if raw is None else _text(raw, ctx)
-    extra = [_text(doc[key], ctx) for key in ("exception", "stack") if doc.get(key)]
+    text = "" if raw is None else as_text(raw, ctx)
+    extra = [as_text(doc[key], ctx) for key in ("exception", "stack") if doc.get(key)]
     short = short_message(text, extra[0] if extra else "")
     full = "\n".join(part for part in (text, *extra) if part)
     out: dict[str, Any] = {

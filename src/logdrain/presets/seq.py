@@ -39,7 +39,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from .base import DELIVERED, TRANSIENT_STATUSES, Answer, Context, Preset, Verdict
+from .base import DELIVERED, TRANSIENT_STATUSES, Answer, Context, Preset, Verdict, as_text
 
 CONTENT_TYPE = "application/vnd.serilog.clef"
 PATH = "/ingest/clef"
@@ -105,14 +105,6 @@ def level_name(levelno: int | None, doc_level: Any, names: str) -> str | None:
     return "NOTSET" if names == "python" else "Verbose"
 
 
-def _text(value: Any, ctx: Context) -> str:
-    if type(value) is str:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    return ctx.json(value)
-
-
 def property_name(key: Any, ctx: Context) -> str:
     """A property name as CLEF carries it: text, a leading ``@`` doubled."""
     if type(key) is str:
@@ -133,12 +125,12 @@ def _record(doc: Any, ctx: Context) -> dict[str, Any]:
     event: dict[str, Any] = {"@t": clef_time(ctx.created)}
     message_key = next((key for key in _MESSAGE_KEYS if key in doc), None)
     if message_key is not None and doc[message_key] is not None:
-        event["@m"] = _text(doc[message_key], ctx)
+        event["@m"] = as_text(doc[message_key], ctx)
     level = level_name(ctx.levelno, doc.get("level"), ctx.options.get("level_names", "serilog"))
     if level is not None:
         event["@l"] = level
     if doc.get("exception"):
-        event["@x"] = _text(doc["exception"], ctx)
+        event["@x"] = as_text(doc["exception"], ctx)
     for key, value in doc.items():
         if key == message_key or key in _CONSUMED:
             continue

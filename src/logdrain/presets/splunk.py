@@ -44,6 +44,7 @@ from .base import (
     RecordOutcome,
     Unsendable,
     Verdict,
+    one_line,
     status_verdict,
 )
 
@@ -58,20 +59,6 @@ RETRY_CODES = frozenset({8, 9, 18, 19, 20})
 EVENT_CODES = frozenset({6, 12, 13, 15})
 
 # -- options --------------------------------------------------------------------
-
-
-def _name(what: str) -> Any:
-    """A parser for a plain one-line string option (``source``, ``index``...)."""
-
-    def parse(raw: Any) -> str:
-        if not isinstance(raw, str) or not raw.strip():
-            raise ValueError(f"{what} must be a non-empty string, got {raw!r}")
-        text = raw.strip()
-        if any(ord(ch) < 32 for ch in text):
-            raise ValueError(f"{what} must be one line without control characters")
-        return text
-
-    return parse
 
 
 def _fields(raw: Any) -> dict[str, str | list[str]]:
@@ -139,10 +126,10 @@ def _channel(raw: Any) -> str:
 
 
 OPTIONS = {
-    "host": _name("host"),
-    "source": _name("source"),
-    "sourcetype": _name("sourcetype"),
-    "index": _name("index"),
+    "host": one_line("host"),
+    "source": one_line("source"),
+    "sourcetype": one_line("sourcetype"),
+    "index": one_line("index"),
     "indexed_fields": _fields,
     "field_keys": _keys,
     "channel": _channel,
