@@ -30,7 +30,7 @@ TEST_DEPS = [
     "celery>=5.4; sys_platform != 'win32'",
     "redis>=5.0; sys_platform != 'win32'",
     # tests/test_preset_otlp.py: the OTLP fake validates bodies with the official messages
-    "opentelemetry-proto>=1.20",
+    "opentelemetry-proto>=1.27",
 ]
 
 

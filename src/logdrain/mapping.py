@@ -112,7 +112,7 @@ class Mapper:
         limit = self._limit
         original = len(self._enc.dumps(doc))
         overhead = max(0, size - original)
-        target = limit - overhead
+        target = limit - min(overhead, limit // 2)  # the loop narrows it down
         for _ in range(8):
             if target < 64:
                 break

@@ -194,7 +194,12 @@ def _ecosystem(
 ) -> None:
     """The ecosystem's own variables (``OTEL_*``, ``DD_*``), read by the
     preset, below explicit settings and ``LOGDRAIN_*``."""
-    found = preset.environment(environ, options)
+    try:
+        found = preset.environment(environ, options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            "preset", f"preset {preset.name!r}: {exc}", "fix the environment variable"
+        ) from None
     for key, raw in found.items():
         if key == "token" and values.get("token_provider") is not None:
             continue  # yours wins over the ecosystem's key

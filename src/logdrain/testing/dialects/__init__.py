@@ -1,4 +1,4 @@
-"""Strict local fakes of real collectors' intake APIs (groundwork for the presets).
+"""Strict local fakes of real collectors' intake APIs, one per preset.
 
 :class:`StrictCollector` is a :class:`~logdrain.testing.Collector` (same
 127.0.0.1 server, ledger, ``script``/``fault``/``hang``/``delay``/``down``)
@@ -12,11 +12,17 @@ stored, normalised::
         loki.records  # [{"tenant", "stream", "ts", "line", "metadata"}, ...]
         loki.play("rate_limited")  # the next valid push gets Loki's 429
 
-Records are Loki entries ``{"tenant", "stream", "ts", "line", "metadata"}``,
-Elasticsearch documents ``{"op", "_index", "_id", "source"}`` and HEC events
-as sent.  :meth:`StrictCollector.play` queues a dialect's scripted answers in
-the same FIFO as ``script``/``fault``; a request that fails validation gets
-its error and takes nothing from the FIFO.
+Dialects: :class:`Loki`, :class:`Elasticsearch`, :class:`SplunkHEC`,
+:class:`Datadog`, :class:`Seq`, :class:`OTLP` (bodies checked against the
+official ``opentelemetry-proto`` messages, imported when used),
+:class:`Graylog` (GELF over HTTP: 202 to anything, invalid messages kept
+apart in ``dropped``), :class:`Slack` (incoming webhooks) and
+:class:`KafkaRest` (Confluent REST Proxy v2 and v3).
+:meth:`StrictCollector.play` queues a dialect's scripted answers in the same
+FIFO as ``script``/``fault``; a request that fails validation gets its error
+and takes nothing from the FIFO. Each dialect's module docstring lists the
+published sources it follows and the approximations it makes; the three
+oldest are summarised here.
 
 Sources each rule follows
 -------------------------
@@ -77,20 +83,34 @@ indexing is not confirmed) and answers 404 to a non-POST method.
 from __future__ import annotations
 
 from ._base import Answer, Batch, Dialect, Play, Request, StrictCollector
+from ._datadog import Datadog
 from ._elastic import Elasticsearch
+from ._gelf import Graylog
+from ._kafka_rest import KafkaRest
 from ._loki import Loki
+from ._otlp import OTLP
+from ._seq import Seq
+from ._slack import ERRORS as SLACK_ERRORS
+from ._slack import Slack
 from ._splunk import CODES as HEC_CODES
 from ._splunk import SplunkHEC
 
 __all__ = [
     "HEC_CODES",
+    "OTLP",
+    "SLACK_ERRORS",
     "Answer",
     "Batch",
+    "Datadog",
     "Dialect",
     "Elasticsearch",
+    "Graylog",
+    "KafkaRest",
     "Loki",
     "Play",
     "Request",
+    "Seq",
+    "Slack",
     "SplunkHEC",
     "StrictCollector",
 ]

@@ -1,0 +1,409 @@
+"""OpenTelemetry's OTLP/HTTP with the JSON encoding: ``POST /v1/logs``.
+
+The body is an ``ExportLogsServiceRequest`` (opentelemetry-proto
+``collector/logs/v1/logs_service.proto``) in OTLP's JSON encoding
+(``docs/specification.md``, "JSON Protobuf Encoding"): lowerCamelCase keys,
+enums as integers, 64-bit integers as decimal strings, trace and span ids as
+hex. One ``resourceLogs`` entry per resource, one ``scopeLogs`` entry per
+logger (the instrumentation scope, as opentelemetry-python's logging handler
+names it), each logger's records in the order given.
+
+Each record is a ``Keyed`` part whose key is the resource's JSON and the
+scope's JSON joined by a newline (compact JSON never holds one), so
+``frame`` groups the parts from bytes alone, parsing nothing.
+
+Answers (specification, "OTLP/HTTP Response"): any 2xx is success; a
+``partialSuccess`` with ``rejectedLogRecords`` > 0 counts that many records
+rejected and the rest delivered, never retried; 429, 502, 503 and 504 are
+retried (``Retry-After`` honoured); 413 splits the batch; any other status
+is rejected, with the ``google.rpc.Status`` message when the body has one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from .base import DELIVERED, Answer, Context, Keyed, Preset, Verdict
+
+LOGS_PATH = "/v1/logs"
+#: The OpenTelemetry SDKs' default endpoint for OTLP/HTTP logs.
+DEFAULT_URL = "http://localhost:4318/v1/logs"
+#: The SDKs' fallback ``service.name`` (resource semantic conventions).
+UNKNOWN_SERVICE = "unknown_service"
+#: Statuses the specification says to retry ("Retryable Response Codes").
+RETRYABLE = frozenset({429, 502, 503, 504})
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_DEPTH = 32  # nesting kept as AnyValue; deeper values become their JSON text
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}  # and "NaN" (proto3 JSON)
+
+# opentelemetry-python's std_to_otel (opentelemetry/_logs/severity): 10 DEBUG,
+# 11-13 DEBUG2-4, 14-19 DEBUG4, 20 INFO, ... 50 FATAL, 51-53 FATAL2-4, above FATAL4.
+_BASES = ((50, 21), (40, 17), (30, 13), (20, 9), (10, 5))
+# Python's names as OTel shows them (the SDK handler: WARNING -> WARN, CRITICAL -> FATAL).
+_LEVEL_TEXT = {
+    "TRACE": "TRACE", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
+    "ERROR": "ERROR", "EXCEPTION": "ERROR", "CRITICAL": "FATAL", "FATAL": "FATAL",
+}  # fmt: skip
+_NUMBER_TEXT = {5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR", 21: "FATAL"}
+
+# Code location keys (structlog's CallsiteParameterAdder) -> code semantic conventions.
+_CODE_KEYS = {
+    "pathname": ("code.file.path", str),
+    "lineno": ("code.line.number", int),
+    "func_name": ("code.function.name", str),
+    "funcName": ("code.function.name", str),
+}
+_EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(?:: (.*))?")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_DIGITS = re.compile(r"[0-9]+")
+_DURATION = re.compile(r"[0-9]+(\.[0-9]+)?s")  # a google.protobuf.Duration in JSON
+
+
+def severity_number(levelno: int | None) -> int:
+    """The OTel SeverityNumber of a Python level, as ``std_to_otel`` maps it,
+    except that levels 1-9 (a TRACE level) are TRACE (1), not UNSPECIFIED."""
+    if levelno is None or levelno <= 0:
+        return 0
+    for base, number in _BASES:
+        if levelno >= base:
+            return min(number + 3, number + levelno - base)
+    return 1
+
+
+def any_value(value: Any, ctx: Context, depth: int = 0) -> dict[str, Any]:
+    """``value`` as an OTLP ``AnyValue`` in the JSON encoding. Never raises:
+    a value of another type becomes what the encoder makes of it."""
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):  # beyond int64: its digits, as text
+        fits = _INT64_MIN <= value <= _INT64_MAX
+        return {"intValue" if fits else "stringValue": str(int(value))}
+    if isinstance(value, float):
+        return {"doubleValue": value if math.isfinite(value) else _NON_FINITE.get(value, "NaN")}
+    if value is None:
+        return {}  # the empty AnyValue (null)
+    if isinstance(value, (bytes, bytearray)):
+        return {"bytesValue": base64.b64encode(bytes(value)).decode("ascii")}
+    if depth >= _MAX_DEPTH:
+        return {"stringValue": ctx.json(value)}
+    if isinstance(value, Mapping):
+        return {"kvlistValue": {"values": _key_values(value.items(), ctx, depth + 1, False)}}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return {"arrayValue": {"values": [any_value(v, ctx, depth + 1) for v in value]}}
+    text = ctx.json(value)  # what the encoder makes of it: a datetime's text, a dataclass's fields
+    try:
+        return any_value(json.loads(text), ctx, depth)  # plain JSON values: no further round
+    except ValueError:
+        return {"stringValue": text}
+
+
+def _key_values(items: Any, ctx: Context, depth: int, drop_none: bool) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}  # keys stay unique (the data model requires it)
+    for key, value in items:
+        if value is None and drop_none:
+            continue
+        plain = isinstance(key, str) or key is None or isinstance(key, (int, float))
+        out[str(key) if plain else ctx.json(key)] = any_value(value, ctx, depth)
+    return [{"key": k, "value": v} for k, v in out.items()]
+
+
+def resource_attributes(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``service.name`` (the ``service`` option, else the resource's, else
+    ``unknown_service``), ``host.name`` (the ``host`` option), then the
+    ``resource`` option's attributes."""
+    extra = dict(options.get("resource") or {})
+    service = extra.pop("service.name", UNKNOWN_SERVICE)
+    attrs: dict[str, Any] = {"service.name": options.get("service") or service}
+    if options.get("host"):
+        attrs["host.name"] = options["host"]
+        extra.pop("host.name", None)
+    return {**attrs, **extra}
+
+
+#: The resource JSON of the last options seen (a drain's options are one object).
+_RESOURCE: dict[str, tuple[Mapping[str, Any], bytes]] = {}
+
+
+def _resource_json(ctx: Context) -> bytes:
+    entry = _RESOURCE.get("last")
+    if entry is not None and entry[0] is ctx.options:
+        return entry[1]
+    attrs = _key_values(resource_attributes(ctx.options).items(), ctx, 1, True)
+    data = ctx.json({"attributes": attrs}).encode("utf-8", "replace")
+    _RESOURCE["last"] = (ctx.options, data)
+    return data
+
+
+def _found(doc: dict[str, Any], keys: tuple[str, ...], digits: int, used: set[str]) -> str | None:
+    """The first valid id of ``digits`` hex digits under ``keys``, lower case
+    (trace 32, span 16, neither all zeros as W3C Trace Context says; flags 2)."""
+    for key in keys:
+        value = doc.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 16**digits:
+            value = f"{value:0{digits}x}"
+        text = value.strip().lower() if isinstance(value, str) else ""
+        if len(text) == digits and _HEX.fullmatch(text) and (digits == 2 or text.strip("0")):
+            used.add(key)
+            return text
+    return None
+
+
+def _derived(doc: dict[str, Any], used: set[str]) -> dict[str, Any]:
+    """Semantic-convention attributes: the traceback as ``exception.stacktrace``
+    with ``exception.type``/``.message`` from its ``Type: message`` line (the
+    line after the last indented one), the stack as ``code.stacktrace``, and
+    the code location keys."""
+    out: dict[str, Any] = {}
+    exc = doc.get("exception")
+    if isinstance(exc, str) and exc:
+        lines = exc.splitlines()
+        after = max((i + 1 for i, line in enumerate(lines) if line[:1].isspace()), default=0)
+        match = _EXCEPTION_LINE.fullmatch(lines[after]) if after < len(lines) else None
+        if match is not None:
+            out["exception.type"] = match.group(1)
+            if match.group(2):
+                out["exception.message"] = match.group(2)
+        out["exception.stacktrace"] = exc
+        used.add("exception")
+    if isinstance(doc.get("stack"), str) and doc["stack"]:
+        out["code.stacktrace"] = doc["stack"]
+        used.add("stack")
+    for key, (name, kind) in _CODE_KEYS.items():
+        if isinstance(doc.get(key), kind) and not isinstance(doc[key], bool):
+            out[name] = doc[key]
+            used.add(key)
+    return out
+
+
+def record(doc: dict[str, Any], ctx: Context) -> Keyed:
+    """One generic document -> a ``LogRecord`` keyed by resource and scope."""
+    used = {"timestamp"}  # time and level come from the record itself (ctx), never renamed
+    out: dict[str, Any] = {}
+    if math.isfinite(ctx.created) and ctx.created > 0:  # observed as it is made
+        ns = str(min(int(ctx.created * 1e9), 2**64 - 1))
+        out["timeUnixNano"] = out["observedTimeUnixNano"] = ns
+    number = severity_number(ctx.levelno)
+    if number:
+        out["severityNumber"] = number
+    level = doc.get("level")
+    if isinstance(level, str) and level:
+        out["severityText"] = _LEVEL_TEXT.get(level.upper(), level)
+        used.add("level")
+    elif number in _NUMBER_TEXT:
+        out["severityText"] = _NUMBER_TEXT[number]
+    for key in ("message", "event"):  # "event": a structlog event dict
+        if doc.get(key) is not None:
+            out["body"] = any_value(doc[key], ctx)
+            used.add(key)
+            break
+    derived = _derived(doc, used)
+    ids = {
+        "flags": _found(doc, ("trace_flags",), 2, used),
+        "traceId": _found(doc, ("trace_id", "otelTraceID"), 32, used),
+        "spanId": _found(doc, ("span_id", "otelSpanID"), 16, used),
+    }
+    if ids["flags"] is None and isinstance(doc.get("otelTraceSampled"), bool):
+        ids["flags"] = "01" if doc["otelTraceSampled"] else "00"
+        used.add("otelTraceSampled")
+    logger = doc.get("logger")
+    if isinstance(logger, str):
+        used.add("logger")
+    extras = [(k, v) for k, v in doc.items() if k not in used]
+    attributes = _key_values([*derived.items(), *extras], ctx, 1, True)
+    if attributes:
+        out["attributes"] = attributes
+    flags = ids.pop("flags")
+    if flags is not None:
+        out["flags"] = int(flags, 16)
+    out.update((k, v) for k, v in ids.items() if v is not None)
+    scope = ctx.json({"name": logger if isinstance(logger, str) else ""})
+    return Keyed(_resource_json(ctx) + b"\n" + scope.encode("utf-8", "replace"), out)
+
+
+_HEAD, _TAIL = b'{"resourceLogs":[', b"]}"
+_RESOURCE_HEAD, _SCOPES_HEAD = b'{"resource":', b',"scopeLogs":['
+_SCOPE_HEAD, _RECORDS_HEAD, _CLOSE = b'{"scope":', b',"logRecords":[', b"]}"
+#: Bytes a part adds at most beyond its key and JSON: its own resource and
+#: scope entries, a comma, ``{}`` for each empty key half, less the newline.
+_PER_PART = len(_RESOURCE_HEAD + _SCOPES_HEAD + _SCOPE_HEAD + _RECORDS_HEAD + 2 * _CLOSE) + 4
+
+
+def frame(parts: list[Any]) -> bytes:
+    """``(key, logRecord JSON)`` parts -> one ``ExportLogsServiceRequest``:
+    a ``resourceLogs`` entry per resource, a ``scopeLogs`` entry per scope
+    (first appearance first), records in the order given within each."""
+    groups: dict[bytes, dict[bytes, list[bytes]]] = {}
+    for part in parts:
+        key, data = part if isinstance(part, tuple) else (b"", part)
+        resource, _, scope = key.partition(b"\n")
+        groups.setdefault(resource, {}).setdefault(scope, []).append(data)
+    entries = []
+    for resource, scopes in groups.items():
+        scope_logs = b",".join(
+            _SCOPE_HEAD + (scope or b"{}") + _RECORDS_HEAD + b",".join(records) + _CLOSE
+            for scope, records in scopes.items()
+        )
+        entries.append(_RESOURCE_HEAD + (resource or b"{}") + _SCOPES_HEAD + scope_logs + _CLOSE)
+    return _HEAD + b",".join(entries) + _TAIL
+
+
+def framed_size(total: int, count: int) -> int:
+    return len(_HEAD) + len(_TAIL) + total + count * _PER_PART
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body) if body.lstrip()[:1] == b"{" else {}
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _either(doc: dict[str, Any], camel: str, snake: str) -> Any:
+    return doc[camel] if camel in doc else doc.get(snake)  # proto3 JSON parsers accept both
+
+
+def _count(raw: Any) -> int:
+    """An int64 of the JSON encoding: a decimal string or a number."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and float(raw).is_integer():
+        return max(0, int(raw))
+    return int(raw.strip()) if isinstance(raw, str) and _DIGITS.fullmatch(raw.strip()) else 0
+
+
+def _retry_delay(status: dict[str, Any]) -> float | None:
+    """A ``google.rpc.RetryInfo`` detail's ``retryDelay`` ("1.5s"), in seconds."""
+    details = status.get("details")
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("rpc.RetryInfo"):
+            delay = _either(detail, "retryDelay", "retry_delay")
+            if isinstance(delay, str) and _DURATION.fullmatch(delay):
+                return float(delay[:-1])
+    return None
+
+
+def classify(answer: Answer) -> Verdict:
+    """The OTLP/HTTP answer rules (see the module docstring)."""
+    status = answer.status
+    if 200 <= status < 300:
+        partial = _either(_json(answer.body), "partialSuccess", "partial_success")
+        if not isinstance(partial, dict):
+            return DELIVERED
+        rejected = _count(_either(partial, "rejectedLogRecords", "rejected_log_records"))
+        if rejected <= 0:  # none, or a warning only: everything was taken
+            return DELIVERED
+        message = _either(partial, "errorMessage", "error_message")
+        reason = message if isinstance(message, str) and message else ""
+        return Verdict("partial", reason or f"{rejected} log record(s) rejected", rejected=rejected)
+    rpc = _json(answer.body)
+    message = rpc.get("message")
+    reason = message.strip() if isinstance(message, str) and message.strip() else ""
+    if status == 413:
+        return Verdict("split", reason or answer.reason or "request body too large")
+    if status in RETRYABLE:
+        return Verdict("retry", reason or answer.reason or "unavailable", _retry_delay(rpc))
+    return Verdict("rejected", reason or answer.reason or "rejected")
+
+
+def _name(option: str, attribute: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ValueError(f"{option} must be a non-empty string (the {attribute} attribute)")
+        return raw.strip()
+
+    return parse
+
+
+def _pairs(text: str, separator: str = ",", lower: bool = False) -> dict[str, str]:
+    """``k=v,k2=v2``, percent-decoded; a pair without ``=`` is skipped (and
+    never quoted). OTEL_RESOURCE_ATTRIBUTES as opentelemetry-python's
+    OTELResourceDetector reads it; OTEL_EXPORTER_OTLP_HEADERS as its
+    ``parse_env_headers`` does (names decoded too, and lower-cased)."""
+    out: dict[str, str] = {}
+    for item in re.split(separator, text):
+        key, sep, value = item.partition("=")
+        key = (unquote(key).lower() if lower else key).strip()
+        if sep and key:
+            value = unquote(value.strip())
+            out[key] = value.strip() if lower else value
+    return out
+
+
+def _resource(raw: Any) -> dict[str, Any]:
+    """A mapping, its JSON text, or ``k=v,...`` text (as OTEL_RESOURCE_ATTRIBUTES)."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            raw = json.loads(text) if text.startswith("{") else _pairs(text)
+        except ValueError:
+            raise ValueError("resource is not a JSON object") from None
+        if text and not raw:
+            raise ValueError("resource must be key=value pairs separated by commas")
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"resource must be a mapping of attributes, got {type(raw).__name__}")
+    plain = (str, bool, int, float)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError("resource attribute names must be non-empty strings")
+        listed = isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)
+        if not listed and not isinstance(value, plain):
+            raise ValueError(
+                f"resource attribute {key!r} must be a string, number, boolean or a list "
+                f"of them, got {type(value).__name__}"
+            )
+        out[key.strip()] = list(value) if listed else value
+    return out
+
+
+def environment(environ: Mapping[str, str], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenTelemetry SDK variables, below explicit settings (the
+    ``service.name``/``host.name`` of an explicit ``resource`` included)."""
+    found: dict[str, Any] = {}
+    given = options.get("resource") or {}
+    attrs = _pairs(environ.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    if attrs:
+        found["resource"] = attrs
+    service = environ.get("OTEL_SERVICE_NAME", "").strip() or attrs.get("service.name", "")
+    if service and "service.name" not in given:
+        found["service"] = service
+    if attrs.get("host.name") and "host.name" not in given:
+        found["host"] = attrs["host.name"]
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip()
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if endpoint:
+        found["url"] = endpoint  # the signal's own endpoint is used as it is
+    elif base:  # the base one gets the signal's path (exporter specification)
+        found["url"] = base.rstrip("/") + LOGS_PATH
+    raw = environ.get("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "").strip()
+    headers = _pairs(raw or environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), r"[ \t]*,[ \t]*", True)
+    if headers:
+        found["headers"] = headers
+    return found
+
+
+PRESET = Preset(
+    "otlp",
+    "application/json",
+    frame,
+    framed_size,
+    classify=classify,
+    record=record,
+    defaults={"batch_size": 512, "batch_bytes": 4 * 1024 * 1024},
+    path=LOGS_PATH,
+    url=lambda options: DEFAULT_URL,
+    options={
+        "service": _name("service", "service.name"),
+        "host": _name("host", "host.name"),
+        "resource": _resource,
+    },
+    environment=environment,
+)
