@@ -12,9 +12,11 @@ is handed back to be counted ``rejected``.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from .config import Settings
@@ -28,15 +30,32 @@ from .truncate import CORE_FIELDS
 Piece = tuple[int, Any, int]
 
 
+_ISO = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:[.,](\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+)
+
+
 def _parse_time(value: Any) -> float | None:
+    """Epoch seconds of a number or an RFC 3339 / ISO 8601 string (any
+    fraction length: Python 3.10's ``fromisoformat`` takes only 3 or 6
+    digits); None when it is neither. No offset means UTC."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    match = _ISO.fullmatch(value.strip())
+    if match is None:
+        return None
+    day, clock, fraction, _zulu, sign, hours, minutes = match.groups()
+    try:
+        when = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    seconds = when.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
+    if sign:
+        offset = int(hours) * 3600 + int(minutes) * 60
+        seconds -= offset if sign == "+" else -offset
+    return seconds
 
 
 def item_facts(item: Any) -> tuple[float, int | None]:
