@@ -30,8 +30,14 @@ TIMEOUT = 10
 
 
 def clef_time(created: float) -> str:
-    moment = datetime.fromtimestamp(created, timezone.utc)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """The record's time cut (not rounded) to the microsecond, as logdrain's
+    own ``timestamp`` field."""
+    whole = int(created)
+    moment = datetime.fromtimestamp(whole, timezone.utc)
+    micros = int((created - whole) * 1e6)
+    return (
+        moment.replace(microsecond=micros).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
 
 
 def lines(err: str) -> list[str]:

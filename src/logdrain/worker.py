@@ -169,6 +169,9 @@ class Worker:
                 pieces.append((1, data, len(data)))
         else:
             prefix = uuid.uuid4().hex[:16] if self._s.preset.uses_record_id else ""
+            quick = self._mapper.parts(items, prefix)
+            if quick is not None:
+                return self._cut(quick)
             part = self._mapper.part
             for i, item in enumerate(items):
                 try:

@@ -48,13 +48,21 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .base import TRANSIENT_STATUSES, Answer, Context, Keyed, Preset, RecordOutcome, Verdict
+from .base import (
+    TRANSIENT_STATUSES,
+    Answer,
+    Context,
+    Keyed,
+    Preset,
+    RecordOutcome,
+    Verdict,
+    rfc3339,
+)
 
 #: The index when none is given: the data stream naming scheme
 #: ``<type>-<dataset>-<namespace>``. Elasticsearch 8's built-in ``logs-*-*``
@@ -147,18 +155,7 @@ def _render_hour(pattern: str, hour: int) -> str:
 # -- records and framing -----------------------------------------------------------------
 
 
-def timestamp(created: float) -> str:
-    """``created`` as RFC 3339 UTC with microseconds (``2024-05-01T12:00:00.123456Z``),
-    cut (not rounded) to the microsecond as logdrain's own ``timestamp`` field is."""
-    sec = math.floor(created)
-    cached = _SECOND[0]  # one tuple, swapped whole: safe with several senders
-    if cached[0] != sec:
-        moment = datetime.fromtimestamp(sec, tz=timezone.utc)
-        cached = _SECOND[0] = (sec, moment.strftime("%Y-%m-%dT%H:%M:%S"))
-    return "%s.%06dZ" % (cached[1], (created - sec) * 1e6)  # noqa: UP031 - as encode.py
-
-
-_SECOND: list[tuple[int, str]] = [(-1, "")]
+timestamp = rfc3339  # the record time, as logdrain's own ``timestamp`` field
 
 
 def record(doc: Any, ctx: Context) -> Keyed:
@@ -168,7 +165,7 @@ def record(doc: Any, ctx: Context) -> Keyed:
     meta: dict[str, str] = {"_index": index}
     if ctx.record_id:
         meta["_id"] = ctx.record_id
-    action = json.dumps({"create": meta}, separators=(",", ":")).encode("utf-8")
+    action = ctx.json({"create": meta}).encode("utf-8")
     source: dict[str, Any] = {"@timestamp": timestamp(ctx.created)}
     if isinstance(doc, dict):
         source.update((k, v) for k, v in doc.items() if k != "@timestamp")

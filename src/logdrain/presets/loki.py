@@ -254,12 +254,30 @@ def record(doc: dict[str, Any], ctx: Context) -> Keyed:
     """One Loki entry, keyed by the canonical JSON of its label set."""
     fields: Mapping[str, Any] = doc if isinstance(doc, Mapping) else {}
     labels = stream_labels(fields, ctx)
-    key = json.dumps(labels, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     entry: list[Any] = [str(nanoseconds(ctx.created)), ctx.json(doc)]
-    extra = metadata(fields, ctx)
-    if extra:
-        entry.append(extra)
-    return Keyed(key.encode("ascii"), entry)
+    if ctx.options.get("metadata_keys"):
+        extra = metadata(fields, ctx)
+        if extra:
+            entry.append(extra)
+    return Keyed(label_key(labels), entry)
+
+
+_KEYS: dict[tuple[tuple[str, str], ...], bytes] = {}
+_KEYS_MAX = 4096  # distinct label sets remembered (a batch rarely has more than a few)
+
+
+def label_key(labels: dict[str, str]) -> bytes:
+    """The canonical JSON of a label set (sorted keys, ASCII), remembered:
+    a batch's records share a handful of label sets."""
+    items = tuple(labels.items())
+    key = _KEYS.get(items)
+    if key is None:
+        text = json.dumps(labels, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        key = text.encode("ascii")
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[items] = key
+    return key
 
 
 # -------------------------------------------------------------------- bodies

@@ -36,10 +36,18 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime, timezone
 from typing import Any
 
-from .base import DELIVERED, TRANSIENT_STATUSES, Answer, Context, Preset, Verdict, as_text
+from .base import (
+    DELIVERED,
+    TRANSIENT_STATUSES,
+    Answer,
+    Context,
+    Preset,
+    Verdict,
+    as_text,
+    rfc3339,
+)
 
 CONTENT_TYPE = "application/vnd.serilog.clef"
 PATH = "/ingest/clef"
@@ -84,11 +92,7 @@ def clef_time(created: float) -> str:
     range) becomes now, as ``@t`` is required."""
     if not isinstance(created, (int, float)) or not math.isfinite(created):
         created = time.time()
-    try:
-        moment = datetime.fromtimestamp(created, timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        moment = datetime.fromtimestamp(time.time(), timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(created)
 
 
 def level_name(levelno: int | None, doc_level: Any, names: str) -> str | None:
