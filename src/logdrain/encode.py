@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,6 +24,8 @@ from .jsonsafe import (
     describe,
     fix_surrogates,
     last_resort,
+    needs_stdlib,
+    orjson_dumps,
     safe_repr,
     to_jsonable,
 )
@@ -69,44 +70,6 @@ _CORE_FIELDS = frozenset({"timestamp", "level", "logger", "message", "exception"
 
 def _second(sec: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-
-
-_PLAIN = (str, int, bool, type(None))
-
-
-def _needs_stdlib(obj: Any, depth: int = 0) -> bool:
-    """True if ``obj`` holds a value orjson would write differently from the
-    stdlib encoder: a non-finite float (orjson writes ``null``, logdrain
-    ``"NaN"``), or an object converted by ``default`` that may turn into one."""
-    kind = type(obj)
-    if kind in _PLAIN:
-        return False
-    if kind is float:
-        return not math.isfinite(obj)
-    if depth >= MAX_DEPTH:
-        return True
-    if kind is dict:
-        return any(_needs_stdlib(v, depth + 1) for v in obj.values())
-    if kind is list or kind is tuple:
-        return any(_needs_stdlib(v, depth + 1) for v in obj)
-    return True
-
-
-def orjson_dumps() -> Callable[[Any], bytes] | None:
-    """orjson's ``dumps`` set up to write what the stdlib encoder writes
-    (datetimes and dataclasses through the same ``default`` hook), or None
-    when orjson is not installed."""
-    try:
-        import orjson  # noqa: PLC0415 - an optional extra, imported on demand
-    except ImportError:
-        return None
-    dumps = orjson.dumps
-    option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-    def encode(obj: Any) -> bytes:
-        return dumps(obj, default=to_jsonable, option=option)
-
-    return encode
 
 
 class Encoder:
@@ -227,7 +190,7 @@ class Encoder:
             except BaseException:  # noqa: BLE001, S110 - the stdlib path below decides
                 pass
             else:
-                if b"null" not in data or not _needs_stdlib(doc):
+                if b"null" not in data or not needs_stdlib(doc):
                     return data
         try:
             text = self._dumps(doc)
@@ -361,7 +324,7 @@ class Encoder:
                     data = fast(chunk)
                     # orjson writes NaN as null: where a null appears, make
                     # sure it is not one (else the stdlib path says "NaN").
-                    if b"null" in data and _needs_stdlib(chunk):
+                    if b"null" in data and needs_stdlib(chunk):
                         return None
                 if len(data) > limit:
                     return None
@@ -385,7 +348,24 @@ class Encoder:
 
     def text(self, obj: Any) -> str:
         """``obj`` as JSON text (a Loki line): the encoder's own, never raises."""
-        return self.dumps(obj).decode("utf-8")
+        return self.fast_dumps_checked(obj).decode("utf-8")
+
+    def fast_dumps_checked(self, obj: Any) -> bytes:
+        """:meth:`dumps`, with orjson's common case first and inline."""
+        fast = self._fast_dumps
+        if fast is not None:
+            try:
+                data = fast(obj)
+            except Exception:  # noqa: BLE001 - dumps() decides
+                return self.dumps(obj)
+            if b"null" not in data or not needs_stdlib(obj):
+                return data
+        return self.dumps(obj)
+
+    @property
+    def plain(self) -> bool:
+        """True when documents go out as built: no rename, fields or envelope."""
+        return not (self._rename or self._fields or self._wraps)
 
     # -- bodies --
 

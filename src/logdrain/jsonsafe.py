@@ -17,7 +17,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -225,3 +225,41 @@ def last_resort(doc: object, exc: BaseException) -> dict[str, Any]:
                 out[key] = None
     out["logdrain_error"] = f"<logdrain: record could not be encoded: {describe(exc)}>"
     return out
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def needs_stdlib(obj: Any, depth: int = 0) -> bool:
+    """True if ``obj`` holds a value orjson would write differently from the
+    stdlib encoder: a non-finite float (orjson writes ``null``, logdrain
+    ``"NaN"``), or an object converted by ``default`` that may turn into one."""
+    kind = type(obj)
+    if kind in _PLAIN:
+        return False
+    if kind is float:
+        return not math.isfinite(obj)
+    if depth >= MAX_DEPTH:
+        return True
+    if kind is dict:
+        return any(needs_stdlib(v, depth + 1) for v in obj.values())
+    if kind is list or kind is tuple:
+        return any(needs_stdlib(v, depth + 1) for v in obj)
+    return True
+
+
+def orjson_dumps() -> Callable[[Any], bytes] | None:
+    """orjson's ``dumps`` set up to write what the stdlib encoder writes
+    (datetimes and dataclasses through the same ``default`` hook), or None
+    when orjson is not installed."""
+    try:
+        import orjson  # noqa: PLC0415 - an optional extra, imported on demand
+    except ImportError:
+        return None
+    dumps = orjson.dumps
+    option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def encode(obj: Any) -> bytes:
+        return dumps(obj, default=to_jsonable, option=option)
+
+    return encode

@@ -122,11 +122,14 @@ class Mapper:
         maps, fits ``max_record_bytes`` and needs no shortening. None (a
         record that raises, is unsendable or too large) sends the batch to
         :meth:`part`, one record at a time."""
+        enc = self._enc
         record = self._record
         options = self._options
-        text = self._enc.text
-        dumps = self._enc.dumps
-        wrapped = self._enc.wrapped
+        text = enc.text
+        dumps = enc.fast_dumps_checked
+        wrapped = enc.wrapped
+        # A stdlib record's document, built directly when nothing reshapes it.
+        direct = enc._stdlib_document if enc.plain else None
         limit = self._limit
         out: list[Piece] = []
         try:
@@ -134,10 +137,12 @@ class Mapper:
                 if type(item) is tuple and item[0] == STDLIB:
                     attrs = item[1]
                     created, levelno = float(attrs["created"]), attrs.get("levelno")
+                    doc = direct(attrs, item[2]) if direct is not None else wrapped(item)
                 else:
                     created, levelno = item_facts(item)
+                    doc = wrapped(item)
                 record_id = f"{prefix}{i}" if prefix else ""
-                mapped = record(wrapped(item), Context(options, record_id, created, levelno, text))
+                mapped = record(doc, Context(options, record_id, created, levelno, text))
                 if type(mapped) is Keyed:
                     data = dumps(mapped.value)
                     size = len(mapped.key) + len(data)
