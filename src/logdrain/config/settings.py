@@ -198,7 +198,12 @@ def _url_secrets(url: str) -> list[str]:
     except ValueError:
         return found
     found.append(parts.path)
-    found += [segment for segment in parts.path.split("/") if len(segment) >= 8]
+    # The credential parts: long segments, leaving plain words ("services") alone.
+    found += [
+        segment
+        for segment in parts.path.split("/")
+        if len(segment) >= 8 and not (segment.isalpha() and segment.islower())
+    ]
     return found
 
 
