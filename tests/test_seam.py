@@ -368,3 +368,42 @@ def test_min_level_keeps_lower_records_out(collector: Collector, logger: logging
     assert handler.level == 30
     shipped = sorted(r.get("message", r.get("event")) for r in collector.records)
     assert shipped == ["dict error", "loud", "s error"]
+
+
+# -- every collector preset: its token scheme, refreshed on a 401 --------------------------------
+
+_NEEDS = {"loki": {"labels": {"app": "t"}}, "kafka_rest": {"topic": "logs"}}
+_SCHEME = {
+    "splunk_hec": ("Authorization", "Splunk {}"),
+    "datadog": ("DD-API-KEY", "{}"),
+    "seq": ("X-Seq-ApiKey", "{}"),
+    "elasticsearch": ("Authorization", "ApiKey {}"),
+    "opensearch": ("Authorization", "ApiKey {}"),
+    "gelf": ("Authorization", "{}"),
+}
+
+
+@pytest.mark.parametrize(
+    "preset",
+    ["loki", "elasticsearch", "opensearch", "splunk_hec", "datadog", "seq", "otlp", "gelf",
+     "kafka_rest"],
+)  # fmt: skip
+def test_token_provider_refresh_works_with_every_preset(collector: Collector, preset: str) -> None:
+    """A 401 fetches a fresh token, sent again in the preset's own scheme."""
+    tokens = iter(["stale-token-1", "fresh-token-2"])
+    collector.script(401, body=b"expired")
+    collector.script(200, body=b"{}")
+    with logdrain.Drain(
+        collector.url,  # a URL with a path: the preset adds none
+        preset=preset,
+        token_provider=lambda: next(tokens),
+        capture_crashes=False,
+        **_NEEDS.get(preset, {}),
+        **FAST,
+    ) as drain:
+        drain.submit({"message": "m", "level": "INFO"})
+        assert drain.flush(10)
+    first, second = collector.requests[:2]
+    header, form = _SCHEME.get(preset, ("Authorization", "Bearer {}"))
+    assert first.headers[header] == form.format("stale-token-1")
+    assert second.headers[header] == form.format("fresh-token-2")
