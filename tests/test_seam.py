@@ -407,3 +407,27 @@ def test_token_provider_refresh_works_with_every_preset(collector: Collector, pr
     header, form = _SCHEME.get(preset, ("Authorization", "Bearer {}"))
     assert first.headers[header] == form.format("stale-token-1")
     assert second.headers[header] == form.format("fresh-token-2")
+
+
+def test_batches_are_cut_by_a_framing_of_its_own(collector: Collector) -> None:
+    """A framed_size that is not linear (200 bytes more past 3 records) is
+    asked for every record; a linear one is computed. Both keep every body
+    within batch_bytes: a record is 316 bytes, so 6 fit by their bytes
+    (1,902 of 2,048), 5 with the extra 200."""
+    from logdrain.worker import _linear_framing
+
+    assert _linear_framing(lambda total, count: total + count + 1) == (1, 1)
+    assert _linear_framing(lambda total, count: total + count + 200 * (count > 3)) is None
+    bumpy = Preset(
+        "bumpy",
+        "application/x-ndjson",
+        frame=lambda parts: b"\n".join(parts) + b"\n",
+        framed_size=lambda total, count: total + count + 200 * (count > 3),
+    )
+    with logdrain.Drain(collector.url, preset=bumpy, batch_bytes=2048, **FAST) as drain:
+        for i in range(10):
+            drain.submit({"message": f"r{i}" + "x" * 300})
+        assert drain.flush(10)
+    assert max(r.record_count for r in collector.requests) == 5
+    assert all(len(r.body) + 200 <= 2048 for r in collector.requests)
+    assert len(collector.records) == 10
