@@ -239,11 +239,11 @@ class Worker:
 
 def _linear_framing(body_size: Any) -> tuple[int, int] | None:
     """(fixed, per part) when ``body_size(total, count)`` is ``total + fixed
-    + per_part * count`` on every sample (then no call per record is
-    needed), else None: ``body_size`` decides each time."""
-    try:
-        fixed = body_size(0, 0)
-        per_part = body_size(0, 1) - fixed
+    + per_part * count`` on every sample with a part or more (then no call
+    per record is needed), else None: ``body_size`` decides each time."""
+    try:  # a batch holds one part at least: counts from 1
+        per_part = body_size(0, 2) - body_size(0, 1)
+        fixed = body_size(0, 1) - per_part
         samples = ((0, 7), (1000, 1), (123_456, 250), (10**7, 2000))
         if all(body_size(t, c) == t + fixed + per_part * c for t, c in samples):
             return fixed, per_part
