@@ -123,7 +123,9 @@ def record(doc: dict[str, Any], ctx: Context) -> Keyed:
     """The generic document as the value, ``key_field`` as the key."""
     key = _key(doc, ctx)
     if not ctx.options.get("cluster"):
-        return Keyed(_V2, {"key": key, "value": doc})
+        # No key: none sent (the proxy takes a record without one), and no
+        # null in the part, which would send the encoder looking for NaN.
+        return Keyed(_V2, {"value": doc} if key is None else {"key": key, "value": doc})
     out: dict[str, Any] = {}
     if key is not None:
         out["key"] = {"type": "JSON", "data": key}
