@@ -208,15 +208,21 @@ class Encoder:
         except UnicodeEncodeError:
             return fix_surrogates(text)
 
-    def encode(self, item: Mapping[str, Any]) -> tuple[bytes, bool]:
-        """One record's JSON bytes (shaped, wrapped, at most ``max_record_bytes``
-        when it can be) and whether it was shortened. Never raises."""
+    def _shaped(self, item: Any) -> dict[str, Any]:
+        """The document of ``item`` after ``rename`` and ``fields``; a
+        snapshot that cannot be read becomes a placeholder record."""
         try:
             doc = self.shape(self.document(item))
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - a malformed snapshot still ships
             doc = {"message": "<logdrain: malformed record>", "error": describe(exc)}
+        return doc
+
+    def encode(self, item: Mapping[str, Any]) -> tuple[bytes, bool]:
+        """One record's JSON bytes (shaped, wrapped, at most ``max_record_bytes``
+        when it can be) and whether it was shortened. Never raises."""
+        doc = self._shaped(item)
         data = self.dumps(doc)
         if not self._wraps:
             if len(data) <= self._max_bytes:
@@ -336,12 +342,7 @@ class Encoder:
     def wrapped(self, item: Any) -> Any:
         """The shaped, enveloped generic document of ``item`` as an object
         (what a preset's record mapping receives). Never raises."""
-        try:
-            doc = self.shape(self.document(item))
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - a malformed snapshot still ships
-            doc = {"message": "<logdrain: malformed record>", "error": describe(exc)}
+        doc = self._shaped(item)
         if not self._wraps:
             return doc
         return self._wrap_obj(doc, self.dumps(doc) if self._as_string else b"")

@@ -65,6 +65,7 @@ from .base import (
     Verdict,
     as_text,
 )
+from .generic import single, single_size
 
 PATH = "/gelf"
 #: Graylog's default "Max. HTTP chunk size" (the largest request body it reads).
@@ -240,16 +241,6 @@ def _record(doc: Any, ctx: Context) -> dict[str, Any]:
     return out
 
 
-def _frame(parts: list[bytes]) -> bytes:
-    if len(parts) != 1:
-        raise ValueError(f"GELF over HTTP takes one message per request, got {len(parts)}")
-    return parts[0]
-
-
-def _framed_size(total: int, count: int) -> int:
-    return total
-
-
 # -- answers --------------------------------------------------------------------
 
 
@@ -274,8 +265,8 @@ def classify(answer: Answer) -> Verdict:
 PRESET = Preset(
     "gelf",
     "application/json",
-    _frame,
-    _framed_size,
+    single,
+    single_size,
     classify=classify,
     record=_record,
     one_per_request=True,

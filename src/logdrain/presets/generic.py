@@ -22,13 +22,13 @@ def _lines_size(total: int, count: int) -> int:
     return total + count  # one newline after each
 
 
-def _single(parts: list[bytes]) -> bytes:
+def single(parts: list[bytes]) -> bytes:
     if len(parts) != 1:
         raise ValueError(f"one record per request, got {len(parts)}")
     return parts[0]
 
 
-def _single_size(total: int, count: int) -> int:
+def single_size(total: int, count: int) -> int:
     return total
 
 
@@ -37,8 +37,8 @@ NDJSON = Preset("ndjson", "application/x-ndjson", _lines, _lines_size)
 OBJECT = Preset(
     "object",
     "application/json",
-    _single,
-    _single_size,
+    single,
+    single_size,
     one_per_request=True,
     defaults={"batch_size": 1},
 )
