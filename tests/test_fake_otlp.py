@@ -132,6 +132,12 @@ def test_path_method_and_content_type(
          "invalid JSON token NaN"),
         (logs({"attributes": [{"key": "a", "value": {}}, {"key": "a", "value": {}}]}),
          "duplicate attribute key 'a'"),
+        # A key repeated inside a record whose strings hold colons (the fast
+        # path counts colons to see a merged key).
+        (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "a:b:c"},'
+         b' "severityText": "x:", "severityText": "y"}]}]}]}', "duplicate key 'severityText'"),
+        (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"attributes": [{"key": "k:",'
+         b' "value": {"stringValue": "v", "stringValue": ":"}}]}]}]}]}', "duplicate key 'stringValue'"),
     ],
 )  # fmt: skip
 def test_bad_data_gets_400_with_a_status(fake: StrictCollector, payload: Any, says: str) -> None:

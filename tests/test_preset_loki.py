@@ -523,7 +523,7 @@ def test_framed_size_is_an_upper_bound_and_the_body_is_lokis_json() -> None:
             doc = {"message": "m" * rng.randint(0, 50), "level": rng.choice("AB"),
                    "k": rng.choice(["x", "y", 'q"uote'])}  # fmt: skip
             keyed = record(doc, ctx._replace(created=1_700_000_000 + i))
-            parts.append((keyed.key, json.dumps(keyed.value).encode()))
+            parts.append((keyed.key, keyed.value))  # the entry, encoded by the preset
         total = sum(len(k) + len(v) for k, v in parts)
         body = frame(parts)
         assert len(body) <= framed_size(total, len(parts))
@@ -533,6 +533,34 @@ def test_framed_size_is_an_upper_bound_and_the_body_is_lokis_json() -> None:
             json.dumps(json.loads(k), sort_keys=True) for k in keys
         ]
         assert sum(len(s["values"]) for s in streams) == len(parts)
+
+
+@pytest.mark.parametrize("json_encoder", ["orjson", "stdlib"])
+def test_the_entry_encoded_by_the_preset_is_the_line_as_a_json_string(json_encoder: str) -> None:
+    # The preset writes the entry's bytes itself (escaping the line's
+    # backslashes and quotes): it must equal what a JSON encoder writes for
+    # [ns, line], for every hostile text.
+    from logdrain.config import resolve
+    from logdrain.encode import Encoder
+    from logdrain.mapping import Mapper
+
+    settings = resolve({"url": "http://127.0.0.1:9", "preset": "loki", "json_encoder": json_encoder,
+                        "metadata_keys": ["trace"]})  # fmt: skip
+    mapper = Mapper(settings, Encoder(settings))
+    texts = ['q"uote', "back\\slash", '\\"', "new\nline\ttab\x00\x1f\x7f", "\u2028\u2029",
+             "\u00e9\u4e2d\U0001f600", "\ud800 lone", "", "null", "NaN"]  # fmt: skip
+    rng = random.Random(11)
+    for _ in range(200):
+        text = "".join(rng.choice(texts) for _ in range(rng.randint(0, 4)))
+        item = {"message": text, "level": "INFO", text or "k": [text, 1.5, None], "trace": text}
+        part, _size, _cut = mapper.part(item)
+        _key, entry = part
+        values = json.loads(entry)
+        assert values[0].isdigit()
+        assert json.loads(values[1])["level"] == "INFO"
+        assert len(values) == (3 if text else 2)  # the metadata when there is any
+        assert entry == json.dumps(values, ensure_ascii=False,
+                                   separators=(",", ":")).encode("utf-8")  # fmt: skip
 
 
 def test_nanoseconds_keep_the_created_time() -> None:

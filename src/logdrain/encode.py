@@ -94,6 +94,11 @@ class Encoder:
         self._record_key = settings.record_key
         self._as_string = settings.record_as_string
         self._wraps = bool(self._envelope) or self._record_key is not None
+        #: JSON bytes of any value, never raising (what presets get as ``ctx.dumps``).
+        self.checked: Callable[[Any], bytes] = self._checked_function()
+        checked = self.checked
+        #: The same as text (a Loki line; ``ctx.json``).
+        self.text: Callable[[Any], str] = lambda obj: checked(obj).decode("utf-8")
 
     # -- documents --
 
@@ -295,7 +300,7 @@ class Encoder:
         per-record path: another format or an envelope, anything the fast
         encoder refuses (NaN, cycles, odd keys, surrogates, huge ints), or a
         chunk above ``max_record_bytes`` (a record in it may need truncating)."""
-        if not self._preset.json_array or self._wraps or self._preset.record is not None:
+        if not self._preset.json_array or self._wraps or self._preset.maps:
             return None
         try:
             document = self.document
@@ -347,21 +352,24 @@ class Encoder:
             return doc
         return self._wrap_obj(doc, self.dumps(doc) if self._as_string else b"")
 
-    def text(self, obj: Any) -> str:
-        """``obj`` as JSON text (a Loki line): the encoder's own, never raises."""
-        return self.fast_dumps_checked(obj).decode("utf-8")
-
-    def fast_dumps_checked(self, obj: Any) -> bytes:
-        """:meth:`dumps`, with orjson's common case first and inline."""
+    def _checked_function(self) -> Callable[[Any], bytes]:
+        """:attr:`checked`: :meth:`dumps` with orjson's common case first
+        and inline; a closure, as presets call it once a record."""
         fast = self._fast_dumps
-        if fast is not None:
+        dumps = self.dumps
+        if fast is None:
+            return dumps
+
+        def checked(obj: Any) -> bytes:
             try:
                 data = fast(obj)
             except Exception:  # noqa: BLE001 - dumps() decides
-                return self.dumps(obj)
-            if b"null" not in data or not needs_stdlib(obj):
-                return data
-        return self.dumps(obj)
+                return dumps(obj)
+            if b"null" in data and needs_stdlib(obj):
+                return dumps(obj)
+            return data
+
+        return checked
 
     @property
     def plain(self) -> bool:

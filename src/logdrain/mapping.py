@@ -15,13 +15,13 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 from .config import Settings
 from .encode import Encoder
-from .jsonsafe import clean, describe
+from .jsonsafe import clean, describe, needs_stdlib
 from .presets import Context, Keyed, Unsendable
 from .records import EVENT, STDLIB, level_number
 from .truncate import CORE_FIELDS
@@ -76,29 +76,28 @@ def item_facts(item: Any) -> tuple[float, int | None]:
         return time.time(), None
 
 
-def _identity(doc: Any, ctx: Context) -> Any:
-    return doc
-
-
 class Mapper:
     """Queued items -> the preset's parts, for presets with a ``record``."""
 
     def __init__(self, settings: Settings, encoder: Encoder) -> None:
         self._enc = encoder
         self._preset = settings.preset
-        self._record: Callable[[Any, Context], Any] = settings.preset.record or _identity
+        self._record: Callable[[Any, Context], Any] = settings.preset.record_for(settings.options)
         self._options = settings.options
         self._limit = settings.max_record_bytes
 
     def _context(self, item: Any, record_id: str) -> Context:
         created, levelno = item_facts(item)
-        return Context(self._options, record_id, created, levelno, self._enc.text)
+        enc = self._enc
+        return Context(self._options, record_id, created, levelno, enc.text, enc.checked)
 
     def _dump(self, mapped: Any) -> tuple[Any, int]:
+        """A mapped record's part and size (bytes: encoded by the preset)."""
         if type(mapped) is Keyed:
-            data = self._enc.dumps(mapped.value)
+            value = mapped.value
+            data = value if type(value) is bytes else self._enc.dumps(value)
             return (mapped.key, data), len(mapped.key) + len(data)
-        data = self._enc.dumps(mapped)
+        data = mapped if type(mapped) is bytes else self._enc.dumps(mapped)
         return data, len(data)
 
     def _map(self, doc: Any, ctx: Context) -> tuple[Any, int]:
@@ -117,43 +116,58 @@ class Mapper:
             except Exception:  # noqa: BLE001
                 raise Unsendable(core["logdrain_error"]) from None
 
-    def parts(self, items: list[Any], prefix: str = "") -> list[Piece] | None:
-        """The usual case of a whole batch in one tight loop: every record
-        maps, fits ``max_record_bytes`` and needs no shortening. None (a
-        record that raises, is unsendable or too large) sends the batch to
-        :meth:`part`, one record at a time."""
+    def _mapped(self, items: list[Any], prefix: str) -> Iterator[Any]:
+        """Each item's mapped record, in one tight loop (raises what the
+        mapping raises)."""
         enc = self._enc
         record = self._record
         options = self._options
         text = enc.text
-        dumps = enc.fast_dumps_checked
+        checked = enc.checked
         wrapped = enc.wrapped
         # A stdlib record's document, built directly when nothing reshapes it.
         direct = enc._stdlib_document if enc.plain else None
+        new = tuple.__new__  # a Context without NamedTuple's Python-level __new__
+        for i, item in enumerate(items):
+            if type(item) is tuple and item[0] == STDLIB:
+                attrs = item[1]
+                created, levelno = float(attrs["created"]), attrs.get("levelno")
+                doc = direct(attrs, item[2]) if direct is not None else wrapped(item)
+            else:
+                created, levelno = item_facts(item)
+                doc = wrapped(item)
+            rid = f"{prefix}{i}" if prefix else ""
+            yield record(doc, new(Context, (options, rid, created, levelno, text, checked)))
+
+    def parts(self, items: list[Any], prefix: str = "") -> list[Piece] | None:
+        """The usual case of a whole batch: every record maps, fits
+        ``max_record_bytes`` and needs no shortening. None (a record that
+        raises, is unsendable or too large) sends the batch to :meth:`part`,
+        one record at a time."""
+        fast = self._enc._fast_dumps
+        dumps = self._enc.dumps
         limit = self._limit
         out: list[Piece] = []
+        append = out.append
         try:
-            for i, item in enumerate(items):
-                if type(item) is tuple and item[0] == STDLIB:
-                    attrs = item[1]
-                    created, levelno = float(attrs["created"]), attrs.get("levelno")
-                    doc = direct(attrs, item[2]) if direct is not None else wrapped(item)
-                else:
-                    created, levelno = item_facts(item)
-                    doc = wrapped(item)
-                record_id = f"{prefix}{i}" if prefix else ""
-                mapped = record(doc, Context(options, record_id, created, levelno, text))
+            for mapped in self._mapped(items, prefix):
                 if type(mapped) is Keyed:
-                    data = dumps(mapped.value)
-                    size = len(mapped.key) + len(data)
-                    if size > limit:
-                        return None
-                    out.append((1, (mapped.key, data), size))
+                    key, value = mapped
+                    size = len(key)
                 else:
-                    data = dumps(mapped)
-                    if len(data) > limit:
-                        return None
-                    out.append((1, data, len(data)))
+                    key, value, size = None, mapped, 0
+                if type(value) is bytes:  # the preset encoded it (ctx.dumps)
+                    data = value
+                elif fast is None:
+                    data = dumps(value)
+                else:  # dumps() inlined: orjson, unless a null may be a NaN
+                    data = fast(value)
+                    if b"null" in data and needs_stdlib(value):
+                        data = dumps(value)
+                size += len(data)
+                if size > limit:
+                    return None
+                append((1, data if key is None else (key, data), size))
         except Exception:  # noqa: BLE001 - the per-record path handles every case
             return None
         return out
@@ -187,14 +201,13 @@ class Mapper:
     def chunks(self, items: list[Any]) -> list[tuple[int, bytes]] | None:
         """The fast path of JSON-array presets with a mapping (no record
         ids, no Keyed records): map every record, encode in chunks. None
-        leaves the batch to :meth:`part`."""
-        record = self._record
+        leaves the batch to :meth:`parts`."""
         if not self._preset.json_array or self._preset.uses_record_id:
             return None
         try:
-            docs = [record(self._enc.wrapped(item), self._context(item, "")) for item in items]
-        except Exception:  # noqa: BLE001 - Unsendable, Keyed or a bug: the per-record path
+            docs = list(self._mapped(items, ""))
+        except Exception:  # noqa: BLE001 - Unsendable or a bug: the per-record path
             return None
-        if any(type(doc) is Keyed for doc in docs):
+        if any(type(doc) is Keyed or type(doc) is bytes for doc in docs):
             return None
         return self._enc.chunks(docs)

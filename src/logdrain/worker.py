@@ -53,7 +53,7 @@ class Worker:
         self._encoder = encoder
         self._transport = transport
         self._reporter = reporter
-        self._mapper = Mapper(settings, encoder) if settings.preset.record is not None else None
+        self._mapper = Mapper(settings, encoder) if settings.preset.maps else None
         self._shipper = Shipper(settings, transport, queue, reporter, encoder.body)
         self._framing = _linear_framing(encoder.body_size)
         self._reset()

@@ -101,19 +101,27 @@ def _no_json(obj: Any) -> str:
     return json.dumps(obj, default=repr, separators=(",", ":"), ensure_ascii=False)
 
 
+def _no_dumps(obj: Any) -> bytes:
+    return _no_json(obj).encode("utf-8", "surrogatepass")
+
+
 class Context(NamedTuple):
     """What a preset's ``record`` function may use besides the document:
     its parsed ``options``; a ``record_id`` unique to this record and stable
     across retries and splits (set when the preset says ``uses_record_id``:
     Elasticsearch's ``_id``); the record's ``created`` time (epoch seconds)
-    and ``levelno`` (None when the record has no level); and ``json``, the
-    encoder's own JSON text of any value (a Loki line), which never raises."""
+    and ``levelno`` (None when the record has no level); ``json``, the
+    encoder's own JSON text of any value (a Loki line), which never raises;
+    and ``dumps``, the same as UTF-8 bytes, for a preset that encodes its
+    records itself (a mapping may return such bytes, or a :class:`Keyed`
+    holding them, as the record's JSON: the encoder takes them as they are)."""
 
     options: Mapping[str, Any]
     record_id: str = ""
     created: float = 0.0
     levelno: int | None = None
     json: Callable[[Any], str] = _no_json
+    dumps: Callable[[Any], bytes] = _no_dumps
 
 
 def one_line(what: str) -> Callable[[Any], str]:
@@ -188,9 +196,10 @@ class Preset:
     ``framed_size`` tells, from the parts' total size (keys included) and
     count, how large that body will be at most (so batches are cut below
     ``batch_bytes``). ``one_per_request``: the collector takes one record
-    per request. ``json_array``: the body is a JSON array of the (mapped,
-    unkeyed) records, which lets the encoder build it in chunks (the fast
-    path). ``defaults``: settings this collector wants unless the user says
+    per request. ``json_array``: the (mapped, unkeyed) records are joined by
+    commas in the body (a JSON array, or one inside an object: Kafka REST
+    v2), which lets the encoder build it in chunks (the fast path).
+    ``defaults``: settings this collector wants unless the user says
     otherwise (its limits: batch_size, batch_bytes, max_record_bytes).
 
     ``path`` (a string, or a function of the options: Kafka REST's topic)
@@ -213,7 +222,13 @@ class Preset:
     ``requires_token``: the collector refuses every request without one
     (Splunk HEC, Datadog): its absence is a ConfigError at construction.
     ``secret_url``: the whole URL is a credential (a Slack webhook): it is
-    redacted everywhere and never shown."""
+    redacted everywhere and never shown.
+
+    ``bind`` (optional) returns ``record`` made once for one Drain's parsed
+    options: what depends on the options alone (Loki's static labels, HEC's
+    envelope fields) is worked out once, not per record. The bound function
+    must map exactly as ``record`` does with those options; a preset with a
+    ``bind`` usually defines ``record`` as ``bind(ctx.options)(doc, ctx)``."""
 
     name: str
     content_type: str
@@ -237,3 +252,20 @@ class Preset:
     secret_url: bool = False
     response_cap: int = 64 * 1024
     requires_token: bool = False
+    bind: Callable[[Mapping[str, Any]], Callable[[dict[str, Any], Context], Any]] | None = None
+
+    @property
+    def maps(self) -> bool:
+        """True when records go through a mapping (``record`` or ``bind``)."""
+        return self.record is not None or self.bind is not None
+
+    def record_for(self, options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], Any]:
+        """The record mapping for a Drain with these parsed options (its
+        ``bind``, else ``record``, else the document as it is)."""
+        if self.bind is not None:
+            return self.bind(options)
+        return self.record or _as_is
+
+
+def _as_is(doc: dict[str, Any], ctx: Context) -> Any:
+    return doc

@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -161,17 +161,43 @@ timestamp = rfc3339  # the record time, as logdrain's own ``timestamp`` field
 def record(doc: Any, ctx: Context) -> Keyed:
     """One record: its ``create`` action line and its document, whose
     ``@timestamp`` comes from the record's creation time."""
-    index = render_index(ctx.options.get("index", DEFAULT_INDEX), ctx.created)
-    meta: dict[str, str] = {"_index": index}
-    if ctx.record_id:
-        meta["_id"] = ctx.record_id
-    action = ctx.json({"create": meta}).encode("utf-8")
-    source: dict[str, Any] = {"@timestamp": timestamp(ctx.created)}
-    if isinstance(doc, dict):
-        source.update((k, v) for k, v in doc.items() if k != "@timestamp")
-    else:
-        source["message"] = doc
-    return Keyed(action, source)
+    return bind(ctx.options)(doc, ctx)
+
+
+_new = tuple.__new__  # a Keyed without NamedTuple's Python-level __new__ (once a record)
+
+
+def bind(options: Mapping[str, Any]) -> Callable[[Any, Context], Keyed]:
+    """:func:`record` for one Drain's options: the action line's start is
+    made once per index name (once per hour for a date pattern)."""
+    pattern = options.get("index", DEFAULT_INDEX)
+    heads: dict[str, bytes] = {}  # index name -> b'{"create":{"_index":"<name>"'
+
+    def mapped(doc: Any, ctx: Context) -> Keyed:
+        created = ctx.created
+        index = render_index(pattern, created)
+        head = heads.get(index)
+        if head is None:
+            if len(heads) >= 64:
+                heads.clear()
+            head = heads[index] = b'{"create":{"_index":' + ctx.json(index).encode("utf-8")
+        rid = ctx.record_id
+        if not rid:
+            action = head + b"}}"
+        elif rid.isascii() and rid.isalnum():  # logdrain's own ids: hex and digits
+            action = head + b',"_id":"' + rid.encode("ascii") + b'"}}'
+        else:
+            action = head + b',"_id":' + ctx.json(rid).encode("utf-8") + b"}}"
+        source: dict[str, Any] = {"@timestamp": timestamp(created)}
+        if isinstance(doc, dict):
+            source.update(doc)
+            if "@timestamp" in doc:  # the record's own time wins, in first place
+                source["@timestamp"] = timestamp(created)
+        else:
+            source["message"] = doc
+        return _new(Keyed, (action, source))
+
+    return mapped
 
 
 def frame(parts: list[Any]) -> bytes:
@@ -299,6 +325,7 @@ PRESET = Preset(
     framed_size,
     classify=classify,
     record=record,
+    bind=bind,
     defaults=DEFAULTS,
     path=BULK_PATH,
     options={"index": parse_index},

@@ -55,8 +55,7 @@ RETRIABLE_CODES = frozenset({2, 50003, 50302})
 FATAL_CODES = frozenset({1, 50002})
 
 _TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
-_V2 = b"2"  # the Keyed key: which framing a part wants
-_V3 = b"3"
+_V3 = b"3"  # the Keyed key of a v3 record (v2 records are plain)
 _V2_HEAD = b'{"records":['
 _V2_TAIL = b"]}"
 
@@ -119,13 +118,15 @@ def _timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
-def record(doc: dict[str, Any], ctx: Context) -> Keyed:
-    """The generic document as the value, ``key_field`` as the key."""
+def record(doc: dict[str, Any], ctx: Context) -> Keyed | dict[str, Any]:
+    """The generic document as the value, ``key_field`` as the key (v3: a
+    Keyed record, for its framing)."""
     key = _key(doc, ctx)
     if not ctx.options.get("cluster"):
         # No key: none sent (the proxy takes a record without one), and no
-        # null in the part, which would send the encoder looking for NaN.
-        return Keyed(_V2, {"value": doc} if key is None else {"key": key, "value": doc})
+        # null in the part, which would send the encoder looking for NaN. A
+        # plain object: v2's records are a JSON array, built in chunks.
+        return {"value": doc} if key is None else {"key": key, "value": doc}
     out: dict[str, Any] = {}
     if key is not None:
         out["key"] = {"type": "JSON", "data": key}
@@ -135,17 +136,18 @@ def record(doc: dict[str, Any], ctx: Context) -> Keyed:
     return Keyed(_V3, out)
 
 
-def frame(parts: list[tuple[bytes, bytes]]) -> bytes:
-    """v2: ``{"records": [...]}``; v3: the records as concatenated JSON."""
-    if parts and parts[0][0] == _V3:
+def frame(parts: list[Any]) -> bytes:
+    """v2 (JSON parts, or chunks of them): ``{"records": [...]}``; v3
+    (``(key, json)`` parts): the records as concatenated JSON."""
+    if parts and type(parts[0]) is tuple:
         return b"\n".join(data for _, data in parts)
-    return _V2_HEAD + b",".join(data for _, data in parts) + _V2_TAIL
+    return _V2_HEAD + b",".join(parts) + _V2_TAIL
 
 
 def framed_size(total: int, count: int) -> int:
-    # ``total`` counts each part's 1-byte key, which is not sent: it pays for
-    # the comma (v2) or newline (v3) after it; v2 adds head and tail.
-    return total + len(_V2_HEAD) + len(_V2_TAIL)
+    # A comma (v2) or newline (v3) per part at most, and v2's head and tail
+    # (v3's 1-byte keys, counted in ``total``, are not sent).
+    return total + count + len(_V2_HEAD) + len(_V2_TAIL)
 
 
 # -- answers --
@@ -258,6 +260,7 @@ PRESET = Preset(
     framed_size,
     classify=classify,
     record=record,
+    json_array=True,  # v2; v3's Keyed records take the per-record path
     defaults={"batch_size": 500, "batch_bytes": 1024 * 1024, "max_record_bytes": 256 * 1024},
     path=path,
     options={

@@ -34,7 +34,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .base import DELIVERED, Answer, Context, Keyed, Preset, Verdict, status_verdict
@@ -243,25 +243,67 @@ def metadata(doc: Mapping[str, Any], ctx: Context) -> dict[str, str]:
 
 
 def nanoseconds(created: float) -> int:
-    """Epoch seconds -> Loki's nanoseconds (now for a time Loki cannot hold)."""
+    """Epoch seconds -> Loki's nanoseconds (now for a time Loki cannot hold).
+    The float's own resolution near today's epoch is about 240 ns, so the
+    product loses nothing the record had."""
     if not math.isfinite(created) or abs(created) >= _MAX_SECONDS:
         created = time.time()
-    whole = math.floor(created)
-    return int(whole) * 1_000_000_000 + round((created - whole) * 1e9)
+    return int(created * 1e9)
 
 
 def record(doc: dict[str, Any], ctx: Context) -> Keyed:
     """One Loki entry, keyed by the canonical JSON of its label set."""
-    fields: Mapping[str, Any] = doc if isinstance(doc, Mapping) else {}
-    labels = stream_labels(fields, ctx)
-    entry: list[Any] = [str(nanoseconds(ctx.created)), ctx.json(doc)]
-    if ctx.options.get("metadata_keys"):
-        extra = metadata(fields, ctx)
+    return bind(ctx.options)(doc, ctx)
+
+
+def bind(options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], Keyed]:
+    """:func:`record` for one Drain's options. A record's label-set key is
+    remembered by the values it is made of (its label keys' values, when
+    they are plain strings or missing, as they nearly always are, and its
+    level number): a batch works out its few label sets once each."""
+    keys = tuple(options.get("label_keys", DEFAULT_LABEL_KEYS))
+    only = keys[0] if len(keys) == 1 else None
+    with_metadata = bool(options.get("metadata_keys"))
+    memo: dict[tuple[Any, ...], bytes] = {}
+
+    def mapped(doc: dict[str, Any], ctx: Context) -> Keyed:
+        fields: Mapping[str, Any] = doc if type(doc) is dict or isinstance(doc, Mapping) else {}
+        if only is not None:
+            value = fields.get(only)
+            values: tuple[Any, ...] = (value, ctx.levelno)
+            plain = value is None or type(value) is str
+        else:
+            values = (*[fields.get(k) for k in keys], ctx.levelno)
+            plain = all(v is None or type(v) is str for v in values[:-1])
+        level = values[-1]
+        plain = plain and (level is None or type(level) is int)
+        # Only plain values make a memo key (1, 1.0 and True are one key but
+        # three label values; a dict is no key at all).
+        key = memo.get(values) if plain else None
+        if key is None:
+            key = label_key(stream_labels(fields, ctx))
+            if plain:
+                if len(memo) >= _KEYS_MAX:
+                    memo.clear()
+                memo[values] = key
+        created = ctx.created
+        # The usual case of nanoseconds(), inline.
+        ns = int(created * 1e9) if 0 <= created < _MAX_SECONDS else nanoseconds(created)
+        # The entry, encoded here: the line is JSON text in a JSON string,
+        # and JSON text holds no raw control character, so escaping its
+        # backslashes and quotes is the whole of that string's encoding.
+        line = ctx.dumps(doc).replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        extra = metadata(fields, ctx) if with_metadata else None
         if extra:
-            entry.append(extra)
-    return Keyed(label_key(labels), entry)
+            entry = b'["%d","%s",%s]' % (ns, line, ctx.dumps(extra))
+        else:
+            entry = b'["%d","%s"]' % (ns, line)
+        return _new(Keyed, (key, entry))
+
+    return mapped
 
 
+_new = tuple.__new__  # a Keyed without NamedTuple's Python-level __new__ (once a record)
 _KEYS: dict[tuple[tuple[str, str], ...], bytes] = {}
 _KEYS_MAX = 4096  # distinct label sets remembered (a batch rarely has more than a few)
 
@@ -292,11 +334,15 @@ def frame(parts: list[Any]) -> bytes:
     """``(labels, entry)`` parts -> one push body, a stream per label set in
     first-seen order, entries in the order given. Built from the bytes."""
     streams: dict[bytes, list[bytes]] = {}
-    for part in parts:
-        if type(part) is not tuple or len(part) != 2:
-            raise ValueError("loki: every part must be a (labels, entry) pair")
-        key, value = part
-        streams.setdefault(key, []).append(value)
+    try:
+        for key, value in parts:
+            values = streams.get(key)
+            if values is None:
+                streams[key] = [value]
+            else:
+                values.append(value)
+    except (TypeError, ValueError):
+        raise ValueError("loki: every part must be a (labels, entry) pair") from None
     body = [_HEAD]
     for i, (key, values) in enumerate(streams.items()):
         if i:
@@ -349,6 +395,7 @@ PRESET = Preset(
     framed_size,
     classify=classify,
     record=record,
+    bind=bind,
     defaults={"batch_bytes": BATCH_BYTES, "max_record_bytes": MAX_LINE_SIZE - 1024},
     path=PUSH_PATH,
     options=OPTIONS,

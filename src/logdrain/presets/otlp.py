@@ -63,6 +63,9 @@ _CODE_KEYS = {
 _EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(?:: (.*))?")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _DIGITS = re.compile(r"[0-9]+")
+_ID_KEYS = frozenset(
+    {"trace_flags", "trace_id", "otelTraceID", "span_id", "otelSpanID", "otelTraceSampled"}
+)
 _DURATION = re.compile(r"[0-9]+(\.[0-9]+)?s")  # a google.protobuf.Duration in JSON
 
 
@@ -108,11 +111,22 @@ def any_value(value: Any, ctx: Context, depth: int = 0) -> dict[str, Any]:
 
 def _key_values(items: Any, ctx: Context, depth: int, drop_none: bool) -> list[dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}  # keys stay unique (the data model requires it)
-    for key, value in items:
-        if value is None and drop_none:
+    for raw, value in items:
+        kind = type(value)  # any_value()'s two usual cases, inline
+        if kind is str:
+            typed: dict[str, Any] = {"stringValue": value}
+        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+            typed = {"intValue": str(value)}
+        elif value is None and drop_none:
             continue
-        plain = isinstance(key, str) or key is None or isinstance(key, (int, float))
-        out[str(key) if plain else ctx.json(key)] = any_value(value, ctx, depth)
+        else:
+            typed = any_value(value, ctx, depth)
+        if type(raw) is str:
+            key = raw
+        else:
+            plain = isinstance(raw, str) or raw is None or isinstance(raw, (int, float))
+            key = str(raw) if plain else ctx.json(raw)
+        out[key] = typed
     return [{"key": k, "value": v} for k, v in out.items()]
 
 
@@ -129,18 +143,9 @@ def resource_attributes(options: Mapping[str, Any]) -> dict[str, Any]:
     return {**attrs, **extra}
 
 
-#: The resource JSON of the last options seen (a drain's options are one object).
-_RESOURCE: dict[str, tuple[Mapping[str, Any], bytes]] = {}
-
-
-def _resource_json(ctx: Context) -> bytes:
-    entry = _RESOURCE.get("last")
-    if entry is not None and entry[0] is ctx.options:
-        return entry[1]
-    attrs = _key_values(resource_attributes(ctx.options).items(), ctx, 1, True)
-    data = ctx.json({"attributes": attrs}).encode("utf-8", "replace")
-    _RESOURCE["last"] = (ctx.options, data)
-    return data
+def _resource_json(options: Mapping[str, Any], ctx: Context) -> bytes:
+    attrs = _key_values(resource_attributes(options).items(), ctx, 1, True)
+    return ctx.json({"attributes": attrs}).encode("utf-8", "replace")
 
 
 def _found(doc: dict[str, Any], keys: tuple[str, ...], digits: int, used: set[str]) -> str | None:
@@ -177,6 +182,8 @@ def _derived(doc: dict[str, Any], used: set[str]) -> dict[str, Any]:
     if isinstance(doc.get("stack"), str) and doc["stack"]:
         out["code.stacktrace"] = doc["stack"]
         used.add("stack")
+    if _CODE_KEYS.keys().isdisjoint(doc):
+        return out
     for key, (name, kind) in _CODE_KEYS.items():
         if isinstance(doc.get(key), kind) and not isinstance(doc[key], bool):
             out[name] = doc[key]
@@ -186,47 +193,84 @@ def _derived(doc: dict[str, Any], used: set[str]) -> dict[str, Any]:
 
 def record(doc: dict[str, Any], ctx: Context) -> Keyed:
     """One generic document -> a ``LogRecord`` keyed by resource and scope."""
-    used = {"timestamp"}  # time and level come from the record itself (ctx), never renamed
-    out: dict[str, Any] = {}
-    if math.isfinite(ctx.created) and ctx.created > 0:  # observed as it is made
-        ns = str(min(int(ctx.created * 1e9), 2**64 - 1))
-        out["timeUnixNano"] = out["observedTimeUnixNano"] = ns
-    number = severity_number(ctx.levelno)
-    if number:
-        out["severityNumber"] = number
-    level = doc.get("level")
-    if isinstance(level, str) and level:
-        out["severityText"] = _LEVEL_TEXT.get(level.upper(), level)
-        used.add("level")
-    elif number in _NUMBER_TEXT:
-        out["severityText"] = _NUMBER_TEXT[number]
-    for key in ("message", "event"):  # "event": a structlog event dict
-        if doc.get(key) is not None:
-            out["body"] = any_value(doc[key], ctx)
-            used.add(key)
-            break
-    derived = _derived(doc, used)
-    ids = {
-        "flags": _found(doc, ("trace_flags",), 2, used),
-        "traceId": _found(doc, ("trace_id", "otelTraceID"), 32, used),
-        "spanId": _found(doc, ("span_id", "otelSpanID"), 16, used),
-    }
-    if ids["flags"] is None and isinstance(doc.get("otelTraceSampled"), bool):
-        ids["flags"] = "01" if doc["otelTraceSampled"] else "00"
-        used.add("otelTraceSampled")
-    logger = doc.get("logger")
-    if isinstance(logger, str):
-        used.add("logger")
-    extras = [(k, v) for k, v in doc.items() if k not in used]
-    attributes = _key_values([*derived.items(), *extras], ctx, 1, True)
-    if attributes:
-        out["attributes"] = attributes
-    flags = ids.pop("flags")
-    if flags is not None:
-        out["flags"] = int(flags, 16)
-    out.update((k, v) for k, v in ids.items() if v is not None)
-    scope = ctx.json({"name": logger if isinstance(logger, str) else ""})
-    return Keyed(_resource_json(ctx) + b"\n" + scope.encode("utf-8", "replace"), out)
+    return bind(ctx.options)(doc, ctx)
+
+
+_new = tuple.__new__  # a Keyed without NamedTuple's Python-level __new__ (once a record)
+
+
+def bind(options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], Keyed]:
+    """:func:`record` for one Drain's options: the resource's JSON made
+    once, each logger's key and each level's severity remembered."""
+    resource: list[bytes] = []  # made on the first record (it needs the encoder)
+    keys: dict[Any, bytes] = {}  # logger name -> resource + scope key
+    severities: dict[int, tuple[int, str | None]] = {}
+
+    def mapped(doc: dict[str, Any], ctx: Context) -> Keyed:
+        used = {"timestamp"}  # time and level come from the record itself (ctx), never renamed
+        out: dict[str, Any] = {}
+        created = ctx.created
+        if math.isfinite(created) and created > 0:  # observed as it is made
+            ns = str(min(int(created * 1e9), 2**64 - 1))
+            out["timeUnixNano"] = out["observedTimeUnixNano"] = ns
+        levelno = ctx.levelno
+        known = severities.get(levelno) if type(levelno) is int else None
+        if known is None:
+            number = severity_number(levelno)
+            known = (number, _NUMBER_TEXT.get(number))
+            if type(levelno) is int and len(severities) < 256:
+                severities[levelno] = known
+        number = known[0]
+        if number:
+            out["severityNumber"] = number
+        level = doc.get("level")
+        if isinstance(level, str) and level:
+            out["severityText"] = _LEVEL_TEXT.get(level.upper(), level)
+            used.add("level")
+        elif known[1] is not None:
+            out["severityText"] = known[1]
+        for key in ("message", "event"):  # "event": a structlog event dict
+            if doc.get(key) is not None:
+                out["body"] = any_value(doc[key], ctx)
+                used.add(key)
+                break
+        derived = _derived(doc, used)
+        flags = trace = span = None
+        if not _ID_KEYS.isdisjoint(doc):
+            flags = _found(doc, ("trace_flags",), 2, used)
+            trace = _found(doc, ("trace_id", "otelTraceID"), 32, used)
+            span = _found(doc, ("span_id", "otelSpanID"), 16, used)
+            if flags is None and isinstance(doc.get("otelTraceSampled"), bool):
+                flags = "01" if doc["otelTraceSampled"] else "00"
+                used.add("otelTraceSampled")
+        logger = doc.get("logger")
+        if isinstance(logger, str):
+            used.add("logger")
+        else:
+            logger = ""
+        extras = [(k, v) for k, v in doc.items() if k not in used]
+        attributes = _key_values([*derived.items(), *extras], ctx, 1, True)
+        if attributes:
+            out["attributes"] = attributes
+        if flags is not None:
+            out["flags"] = int(flags, 16)
+        if trace is not None:
+            out["traceId"] = trace
+        if span is not None:
+            out["spanId"] = span
+        scope_key = keys.get(logger) if type(logger) is str else None
+        if scope_key is None:
+            if not resource:
+                resource.append(_resource_json(options, ctx))
+            scope = ctx.json({"name": logger}).encode("utf-8", "replace")
+            scope_key = resource[0] + b"\n" + scope
+            if type(logger) is str:
+                if len(keys) >= 1024:
+                    keys.clear()
+                keys[logger] = scope_key
+        return _new(Keyed, (scope_key, out))
+
+    return mapped
 
 
 _HEAD, _TAIL = b'{"resourceLogs":[', b"]}"
@@ -397,6 +441,7 @@ PRESET = Preset(
     framed_size,
     classify=classify,
     record=record,
+    bind=bind,
     defaults={"batch_size": 512, "batch_bytes": 4 * 1024 * 1024},
     path=LOGS_PATH,
     url=lambda options: DEFAULT_URL,

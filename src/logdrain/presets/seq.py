@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .base import (
@@ -64,7 +65,6 @@ PYTHON_LEVELS = ((50, "CRITICAL"), (40, "ERROR"), (30, "WARNING"), (20, "INFO"),
 LEVEL_NAMES = ("serilog", "python")
 
 #: Document keys the reified properties replace.
-_MESSAGE_KEYS = ("message", "event")  # "event": a structlog event's message
 _CONSUMED = frozenset({"timestamp", "level", "exception"})
 
 # -- options --------------------------------------------------------------------
@@ -124,25 +124,47 @@ def property_name(key: Any, ctx: Context) -> str:
 
 def _record(doc: Any, ctx: Context) -> dict[str, Any]:
     """One CLEF event for the generic document."""
-    if not isinstance(doc, dict):
-        doc = {"message": doc}
-    event: dict[str, Any] = {"@t": clef_time(ctx.created)}
-    message_key = next((key for key in _MESSAGE_KEYS if key in doc), None)
-    if message_key is not None and doc[message_key] is not None:
-        event["@m"] = as_text(doc[message_key], ctx)
-    level = level_name(ctx.levelno, doc.get("level"), ctx.options.get("level_names", "serilog"))
-    if level is not None:
-        event["@l"] = level
-    if doc.get("exception"):
-        event["@x"] = as_text(doc["exception"], ctx)
-    for key, value in doc.items():
-        if key == message_key or key in _CONSUMED:
-            continue
-        name = property_name(key, ctx)
-        while name in event:  # two keys with one text (1 and "1")
-            name += "_"
-        event[name] = value
-    return event
+    return _bind(ctx.options)(doc, ctx)
+
+
+def _bind(options: Mapping[str, Any]) -> Callable[[Any, Context], dict[str, Any]]:
+    """:func:`_record` for one Drain's options; ``@l`` remembered per level
+    number where the number alone decides it (Serilog's names)."""
+    names = options.get("level_names", "serilog")
+    by_number: dict[int, str | None] = {}
+
+    def mapped(doc: Any, ctx: Context) -> dict[str, Any]:
+        if not isinstance(doc, dict):
+            doc = {"message": doc}
+        event: dict[str, Any] = {"@t": clef_time(ctx.created)}
+        # "event": a structlog event's message.
+        message_key = "message" if "message" in doc else "event" if "event" in doc else None
+        if message_key is not None and doc[message_key] is not None:
+            event["@m"] = as_text(doc[message_key], ctx)
+        levelno = ctx.levelno
+        if names == "serilog" and type(levelno) is int:
+            try:
+                level = by_number[levelno]
+            except KeyError:
+                if len(by_number) >= 256:
+                    by_number.clear()
+                level = by_number[levelno] = level_name(levelno, None, names)
+        else:
+            level = level_name(levelno, doc.get("level"), names)
+        if level is not None:
+            event["@l"] = level
+        if doc.get("exception"):
+            event["@x"] = as_text(doc["exception"], ctx)
+        for key, value in doc.items():
+            if key == message_key or key in _CONSUMED:
+                continue
+            name = key if type(key) is str and key[:1] != "@" else property_name(key, ctx)
+            while name in event:  # two keys with one text (1 and "1")
+                name += "_"
+            event[name] = value
+        return event
+
+    return mapped
 
 
 def _frame(parts: list[bytes]) -> bytes:
@@ -194,6 +216,7 @@ PRESET = Preset(
     _framed_size,
     classify=classify,
     record=_record,
+    bind=_bind,
     defaults={"max_record_bytes": MAX_RECORD_BYTES, "batch_bytes": BATCH_BYTES},
     path=PATH,
     options=OPTIONS,

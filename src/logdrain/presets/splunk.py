@@ -33,7 +33,7 @@ import json
 import math
 import socket
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .base import (
@@ -158,23 +158,33 @@ def _auth(token: str) -> dict[str, str]:
 
 def _record(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """One HEC event object around the generic document."""
-    if not doc:
-        raise Unsendable("the record has no fields left to send (HEC refuses a blank event)")
-    options = ctx.options
-    event: dict[str, Any] = {"time": round(ctx.created, 6)}
-    for key in ("host", "source", "sourcetype", "index"):
-        value = options.get(key)
-        if value:
-            event[key] = value
-    fields = dict(options.get("indexed_fields") or {})
-    for key in options.get("field_keys") or ():
-        if key in doc and doc[key] is not None:
-            value = _flat(doc[key])
-            fields[key] = value if value is not None else ctx.json(doc[key])
-    if fields:
-        event["fields"] = fields
-    event["event"] = doc
-    return event
+    return _bind(ctx.options)(doc, ctx)
+
+
+def _bind(options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], dict[str, Any]]:
+    """:func:`_record` for one Drain's options (the envelope's fixed fields
+    looked up once)."""
+    static = [(k, options[k]) for k in ("host", "source", "sourcetype", "index") if options.get(k)]
+    indexed = dict(options.get("indexed_fields") or {})
+    field_keys = tuple(options.get("field_keys") or ())
+
+    def mapped(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        if not doc:
+            raise Unsendable("the record has no fields left to send (HEC refuses a blank event)")
+        event: dict[str, Any] = {"time": round(ctx.created, 6)}
+        event.update(static)
+        if indexed or field_keys:
+            fields = dict(indexed)
+            for key in field_keys:
+                if key in doc and doc[key] is not None:
+                    value = _flat(doc[key])
+                    fields[key] = value if value is not None else ctx.json(doc[key])
+            if fields:
+                event["fields"] = fields
+        event["event"] = doc
+        return event
+
+    return mapped
 
 
 def _frame(parts: list[bytes]) -> bytes:
@@ -233,6 +243,7 @@ PRESET = Preset(
     _framed_size,
     classify=classify,
     record=_record,
+    bind=_bind,
     defaults={"batch_bytes": BATCH_BYTES},
     path=PATH,
     options=OPTIONS,

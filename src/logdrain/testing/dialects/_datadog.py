@@ -41,6 +41,8 @@ MAX_LOG = 1_000_000  # bytes of one log's JSON
 
 #: Reserved attributes ``HTTPLogItem`` types as strings.
 STRING_ATTRIBUTES = ("ddsource", "ddtags", "hostname", "message", "service", "status")
+_BLANKS = ("",) * len(STRING_ATTRIBUTES)  # what log.get gives for an absent one
+_STR = {str}  # (json.loads makes no str subclass)
 
 _TITLES = {
     400: "Bad Request",
@@ -125,7 +127,7 @@ class Datadog(Dialect):
             logs = self._logs(body)
         except _Refused as refused:
             return dd_error(refused.status, refused.detail)
-        return Batch(logs, logs, len(logs))
+        return Batch(logs, logs, len(logs), {"none_too_long": self._none_too_long(body)})
 
     def _inflate(self, request: Request) -> bytes:
         encoding = (request.header("Content-Encoding") or "identity").strip().lower()
@@ -158,9 +160,10 @@ class Datadog(Dialect):
         for number, log in enumerate(logs):
             if not isinstance(log, dict):
                 raise _Refused(400, f"log {number} is not a JSON object")
-            for attribute in STRING_ATTRIBUTES:
-                if attribute in log and not isinstance(log[attribute], str):
-                    raise _Refused(400, f"log {number}: {attribute} must be a string")
+            if set(map(type, map(log.get, STRING_ATTRIBUTES, _BLANKS))) != _STR:
+                for attribute in STRING_ATTRIBUTES:  # which one, in this order
+                    if attribute in log and not isinstance(log[attribute], str):
+                        raise _Refused(400, f"log {number}: {attribute} must be a string")
             stamp = log.get("timestamp")
             if stamp is not None and (
                 isinstance(stamp, bool) or not isinstance(stamp, (int, float, str))
@@ -173,7 +176,10 @@ class Datadog(Dialect):
     def accept(self, request: Request, batch: Batch, play: Play | None) -> Answer:
         if play is not None:
             return self._play(play)
-        stored = [self._truncate(log) for log in batch.items]
+        if batch.extra["none_too_long"]:
+            stored = list(batch.items)
+        else:
+            stored = [self._truncate(log) for log in batch.items]
         answer = json_answer(202, {})
         return Answer(answer.status, answer.body, answer.headers, stored)
 
@@ -193,6 +199,20 @@ class Datadog(Dialect):
         if isinstance(body, bytes):
             return Answer(status, body, {"Content-Type": "application/json"})
         return json_answer(status, body)
+
+    def _none_too_long(self, body: bytes) -> bool:
+        """Whether no log of ``body`` can be over ``max_log`` as _truncate measures
+        it, so that it need not dump each: a log's compact UTF-8 dump is no longer
+        than its text in the body but for floats ("1e15" dumps as
+        "1000000000000000.0": at most 21 bytes more; every float has a ".", "e"
+        or "E"), if json.loads read the body as UTF-8 and no lone surrogate
+        (made only by a "\\u" escape or an ED byte) can make the dump fail."""
+        if json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
+            return False
+        if b"\\u" in body or b"\xed" in body:
+            return False
+        floats = body.count(b".") + body.count(b"e") + body.count(b"E")
+        return len(body) + 21 * floats <= self.max_log
 
     def _truncate(self, log: dict[str, Any]) -> dict[str, Any]:
         size = len(json.dumps(log, separators=(",", ":"), ensure_ascii=False).encode())

@@ -1,13 +1,13 @@
 """Elasticsearch's ``_bulk`` API (``POST /_bulk``, ``POST /<index>/_bulk``), strictly.
 
-``filter_path`` follows https://www.elastic.co/guide/en/elasticsearch/reference/current/common-options.html#common-options-response-filtering
-(elements an array is left with no match for are dropped: the Bulk API
-page's ``filter_path=items.*.error`` answer lists failed items only) and
-``AbstractRestChannel.newErrorBuilder`` (error answers are not filtered);
-unknown URL parameters get ``BaseRestHandler``'s "contains unrecognized
-parameter" 400. Approximations: no "did you mean" suffix on that error,
-``-`` exclusions in ``filter_path`` leave the answer whole, and the
-``answer_lost`` play's 502 body stands for whatever a proxy would say.
+This module owns the ``Elasticsearch`` dialect: the request checks, the bulk
+body's lines and the items' answers. ``filter_path`` itself (what it keeps,
+and its approximations) is ``_elastic_filter``'s; as
+``AbstractRestChannel.newErrorBuilder`` does, only successful answers are
+filtered, error answers never. Unknown URL parameters get
+``BaseRestHandler``'s "contains unrecognized parameter" 400. Approximations:
+no "did you mean" suffix on that error, and the ``answer_lost`` play's 502
+body stands for whatever a proxy would say.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import json
 import re
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from email.message import Message
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from ._base import Answer, Batch, Dialect, Play, Request, json_answer
+from ._elastic_filter import filter_path
 
 _TYPES = {"application/json", "application/x-ndjson"}
 _VENDOR = {"application/vnd.elasticsearch+json", "application/vnd.elasticsearch+x-ndjson"}
@@ -41,6 +42,23 @@ _QUERY = {
 }  # fmt: skip
 _NEWLINE = "The bulk request must be terminated by a newline [\\n]"
 _INDEX_UUID = "fakeIndexUuid0000000A"
+#: What json.loads runs, without its per-call setup.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(line: bytes) -> Any:
+    """``json.loads(line)`` (the same value or error), cheaper for the usual line:
+    ``{`` first, UTF-8, only whitespace after the value, json.loads' own case."""
+    if line[:1] == b"{":
+        try:
+            text = line.decode()
+            value, end = _SCAN(text, 0)
+        except (ValueError, StopIteration, RecursionError):  # json.loads says what is wrong
+            pass
+        else:
+            if end == len(text) or not text[end:].strip(" \t\n\r"):
+                return value
+    return json.loads(line)
 
 
 def es_error(status: int, kind: str, reason: str, **extra: Any) -> Answer:
@@ -179,87 +197,41 @@ class Elasticsearch(Dialect):
             return es_error(400, "action_request_validation_exception",
                             "Validation Failed: 1: no requests added;")  # fmt: skip
         if not body.endswith(b"\n"):
-            return es_error(400, "illegal_argument_exception", _NEWLINE)
+            return _illegal(_NEWLINE)
         lines = body[:-1].split(b"\n")
+        # One record per action, as stored if accepted ("source" None: not a document).
         items: list[dict[str, Any]] = []
+        sources: list[bytes] = []
         number = 0
         while number < len(lines):
             line = lines[number]
             number += 1
             if not line.strip():
                 continue
-            try:
-                action = json.loads(line)
-            except ValueError:
-                return es_error(
-                    400,
-                    "x_content_parse_exception",
-                    f"[{number}:1] Unexpected character in action/metadata line",
-                )
-            if not isinstance(action, dict) or len(action) != 1:
-                found = "START_ARRAY" if isinstance(action, list) else "VALUE_STRING"
-                if isinstance(action, dict):
-                    found = "END_OBJECT" if not action else "FIELD_NAME"
-                return es_error(
-                    400,
-                    "illegal_argument_exception",
-                    f"Malformed action/metadata line [{number}], expected "
-                    f"START_OBJECT or END_OBJECT but found [{found}]",
-                )
-            ((op, meta),) = action.items()
-            if op not in _ACTIONS:
-                return es_error(
-                    400,
-                    "illegal_argument_exception",
-                    f"Malformed action/metadata line [{number}], expected one of "
-                    f"[create, delete, index, update] but found [{op}]",
-                )
-            if op in ("delete", "update"):
-                return es_error(
-                    400,
-                    "illegal_argument_exception",
-                    f"logdrain strict fake: [{op}] actions are not implemented",
-                )
-            if not isinstance(meta, dict):
-                return es_error(
-                    400,
-                    "illegal_argument_exception",
-                    f"Malformed action/metadata line [{number}], expected "
-                    "START_OBJECT but found [VALUE_STRING]",
-                )
-            for key in meta:
-                if key not in _PARAMS:
-                    return es_error(
-                        400,
-                        "illegal_argument_exception",
-                        f"Action/metadata line [{number}] contains an unknown parameter [{key}]",
-                    )
+            action = _action(line, number)
+            if isinstance(action, Answer):
+                return action
             if number >= len(lines):  # no source line after the action
-                return es_error(400, "illegal_argument_exception", _NEWLINE)
-            source_line = lines[number]
+                return _illegal(_NEWLINE)
+            sources.append(lines[number])
             number += 1
-            index = meta.get("_index", path_index)
-            items.append({"op": op, "_index": index, "_id": meta.get("_id"),
-                          "line": source_line})  # fmt: skip
+            op, meta = action
+            items.append({"op": op, "_index": meta.get("_index", path_index),
+                          "_id": meta.get("_id"), "source": None})  # fmt: skip
         missing = [i for i, item in enumerate(items, 1) if not item["_index"]]
         if missing:
             text = "".join(f"{n}: index is missing;" for n in range(1, len(missing) + 1))
             return es_error(
                 400, "action_request_validation_exception", "Validation Failed: " + text
             )
-        records = [self._record(item, None) for item in items]
-        return Batch(items, [r for r in records if r], len(items))
-
-    @staticmethod
-    def _record(item: dict[str, Any], doc_id: str | None) -> dict[str, Any] | None:
-        try:
-            source = json.loads(item["line"])
-        except ValueError:
-            return None
-        if not isinstance(source, dict):
-            return None
-        return {"op": item["op"], "_index": item["_index"], "_id": doc_id or item["_id"],
-                "source": source}  # fmt: skip
+        for item, line in zip(items, sources, strict=True):  # parsed once, for accept() too
+            try:
+                source = _loads(line)
+            except ValueError:
+                source = None  # (a mapper_parsing_exception item)
+            item["source"] = source if isinstance(source, dict) else None
+        records = [item for item in items if item["source"] is not None]
+        return Batch(items, records, len(items), {"lines": sources})
 
     # ------------------------------------------------------------------ ingest
 
@@ -279,49 +251,28 @@ class Elasticsearch(Dialect):
         out: list[dict[str, Any]] = []
         stored: list[dict[str, Any]] = []
         with self._lock:
+            versions, seq = self._versions, self._seq
             for position, item in enumerate(batch.items):
-                op, index = item["op"], item["_index"]
+                op, index, source = item["op"], item["_index"], item["source"]
                 doc_id = item["_id"] or self._auto_id()
-                base = {"_index": index, "_id": doc_id}
-                record = self._record(item, doc_id)
                 fate = fates.get(position)
-                if fate == "rejected":
-                    size = len(item["line"])
-                    out.append({op: {**base, "status": 429, "error": {
-                        "type": "es_rejected_execution_exception",
-                        "reason": "rejected execution of coordinating operation "
-                        f"[coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes={size}, "
-                        f"coordinating_operation_bytes={size}, "
-                        "max_coordinating_and_primary_bytes=0]"}}})  # fmt: skip
-                    continue
-                if fate == "unavailable":
-                    out.append({op: {**base, "status": 503, "error": {
-                        "type": "unavailable_shards_exception",
-                        "reason": f"[{index}][0] primary shard is not active "
-                        "Timeout: [1m]"}}})  # fmt: skip
-                    continue
-                if record is None or fate == "mapper_parsing":
-                    why = reason if fate == "mapper_parsing" else "failed to parse"
-                    out.append({op: {**base, "status": 400, "error": {
-                        "type": "mapper_parsing_exception", "reason": why}}})  # fmt: skip
-                    continue
-                version = self._versions.get((index, doc_id))
-                if op == "create" and version is not None:
-                    out.append({op: {**base, "status": 409, "error": {
-                        "type": "version_conflict_engine_exception",
-                        "reason": f"[{doc_id}]: version conflict, document already exists "
-                        f"(current version [{version}])",
-                        "index_uuid": _INDEX_UUID, "shard": "0", "index": index}}})  # fmt: skip
+                version = versions.get((index, doc_id))
+                if fate is not None or source is None or (op == "create" and version is not None):
+                    size = len(batch.extra["lines"][position])
+                    failure = _failure(
+                        item, doc_id, fate, reason=reason, version=version, size=size
+                    )
+                    out.append({op: {"_index": index, "_id": doc_id, **failure}})
                     continue
                 version = (version or 0) + 1
-                self._versions[(index, doc_id)] = version
+                versions[(index, doc_id)] = version
                 status, result = (201, "created") if version == 1 else (200, "updated")
-                out.append({op: {**base, "_version": version, "result": result,
-                    "_shards": {"total": 2, "successful": 1, "failed": 0},
-                    "_seq_no": next(self._seq), "_primary_term": 1, "status": status}})  # fmt: skip
-                stored.append(record)
+                out.append({op: {"_index": index, "_id": doc_id, "_version": version,
+                    "result": result, "_shards": {"total": 2, "successful": 1, "failed": 0},
+                    "_seq_no": next(seq), "_primary_term": 1, "status": status}})  # fmt: skip
+                stored.append(item if doc_id is item["_id"] else {**item, "_id": doc_id})
         took = int((time.monotonic() - started) * 1000)
-        errors = any("error" in next(iter(item.values())) for item in out)
+        errors = len(stored) < len(out)  # every item not stored is an error item
         payload: Any = {"took": took, "errors": errors, "items": out}
         paths = dict(parse_qsl(request.query, keep_blank_values=True)).get("filter_path")
         if paths:
@@ -343,6 +294,73 @@ class Elasticsearch(Dialect):
         return base64.urlsafe_b64encode(raw).decode()
 
 
+def _illegal(reason: str) -> Answer:
+    return es_error(400, "illegal_argument_exception", reason)
+
+
+#: The usual action line (logdrain's), read without the JSON parser: when it is
+#: ASCII, json.loads would make just this of it (strings without escapes).
+_PLAIN = re.compile(
+    rb'\{"(create|index)":\{"_index":"([^"\\\x00-\x1f]*)","_id":"([^"\\\x00-\x1f]*)"\}\}'
+)
+
+
+def _action(line: bytes, number: int) -> tuple[str, dict[str, Any]] | Answer:
+    """An action line's action and metadata, or the error answer."""
+    plain = _PLAIN.fullmatch(line)
+    if plain is not None and line.isascii():
+        return plain[1].decode(), {"_index": plain[2].decode(), "_id": plain[3].decode()}
+    try:
+        action = _loads(line)
+    except ValueError:
+        return es_error(400, "x_content_parse_exception",
+                        f"[{number}:1] Unexpected character in action/metadata line")  # fmt: skip
+    malformed = f"Malformed action/metadata line [{number}], expected"
+    if not isinstance(action, dict) or len(action) != 1:
+        found = "START_ARRAY" if isinstance(action, list) else "VALUE_STRING"
+        if isinstance(action, dict):
+            found = "END_OBJECT" if not action else "FIELD_NAME"
+        return _illegal(f"{malformed} START_OBJECT or END_OBJECT but found [{found}]")
+    ((op, meta),) = action.items()
+    if op not in _ACTIONS:
+        return _illegal(f"{malformed} one of [create, delete, index, update] but found [{op}]")
+    if op in ("delete", "update"):
+        return _illegal(f"logdrain strict fake: [{op}] actions are not implemented")
+    if not isinstance(meta, dict):
+        return _illegal(f"{malformed} START_OBJECT but found [VALUE_STRING]")
+    for key in meta:
+        if key not in _PARAMS:
+            return _illegal(
+                f"Action/metadata line [{number}] contains an unknown parameter [{key}]"
+            )
+    return op, meta
+
+
+def _failure(
+    item: dict[str, Any], doc_id: str, fate: str | None, *, reason: str, version: int | None,
+    size: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``status`` and ``error`` of an item that is not stored (``size``: its source line's)."""
+    index = item["_index"]
+    if fate == "rejected":
+        return {"status": 429, "error": {
+            "type": "es_rejected_execution_exception",
+            "reason": "rejected execution of coordinating operation "
+            f"[coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes={size}, "
+            f"coordinating_operation_bytes={size}, "
+            "max_coordinating_and_primary_bytes=0]"}}  # fmt: skip
+    if fate == "unavailable":
+        return {"status": 503, "error": {"type": "unavailable_shards_exception",
+            "reason": f"[{index}][0] primary shard is not active Timeout: [1m]"}}  # fmt: skip
+    if item["source"] is None or fate == "mapper_parsing":
+        why = reason if fate == "mapper_parsing" else "failed to parse"
+        return {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": why}}
+    return {"status": 409, "error": {"type": "version_conflict_engine_exception",
+        "reason": f"[{doc_id}]: version conflict, document already exists "
+        f"(current version [{version}])",
+        "index_uuid": _INDEX_UUID, "shard": "0", "index": index}}  # fmt: skip
+
+
 def _fates(play: Play | None, size: int) -> dict[int, str]:
     """Position -> ``rejected`` / ``mapper_parsing`` / ``unavailable`` for a play."""
     if play is None or play.kind not in ("rejected", "mapper_parsing", "items"):
@@ -353,49 +371,3 @@ def _fates(play: Play | None, size: int) -> dict[int, str]:
     for kind in ("rejected", "mapper_parsing", "unavailable"):
         fates.update((int(n), kind) for n in play.params.get(kind, ()))
     return fates
-
-
-def filter_path(doc: Any, spec: str) -> Any:
-    """``doc`` as Elasticsearch's ``filter_path=spec`` leaves it (inclusions:
-    ``a.b``, ``*`` within a name, ``**`` any depth; exclusions with ``-``
-    are not implemented and leave the answer whole)."""
-    paths = [tuple(p.split(".")) for p in spec.split(",") if p]
-    if any(p[0].startswith("-") for p in paths):
-        return doc
-    kept = _kept(doc, paths)
-    return {} if kept is _DROP else kept
-
-
-_DROP = object()
-
-
-def _glob(pattern: str, name: str) -> bool:
-    regex = ".*".join(re.escape(piece) for piece in pattern.split("*"))
-    return re.fullmatch(regex, name) is not None
-
-
-def _kept(value: Any, paths: list[tuple[str, ...]]) -> Any:
-    if any(not p for p in paths):
-        return value  # a path ends here: the whole value
-    if isinstance(value, list):
-        kept = [k for k in (_kept(v, paths) for v in value) if k is not _DROP]
-        return kept if kept else _DROP
-    if not isinstance(value, dict):
-        return _DROP
-    out: dict[str, Any] = {}
-    for key, sub in value.items():
-        rest: list[tuple[str, ...]] = []
-        for head, *tail in paths:
-            if head == "**":
-                rest.append((head, *tail))
-                if not tail:
-                    rest.append(())
-                elif _glob(tail[0], key):
-                    rest.append(tuple(tail[1:]))
-            elif _glob(head, key):
-                rest.append(tuple(tail))
-        if rest:
-            kept = _kept(sub, rest)
-            if kept is not _DROP:
-                out[key] = kept
-    return out if out else _DROP

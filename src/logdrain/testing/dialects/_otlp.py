@@ -1,6 +1,12 @@
 """OTLP/HTTP logs (``POST /v1/logs``, the JSON encoding), as the OpenTelemetry
 Collector's OTLP receiver takes them, strictly.
 
+This module owns the ``OTLP`` dialect and ``parse_logs``' full path (``_walk``,
+protobuf's ``ParseDict``, the record checks), the judge of every error;
+``parse_logs`` tries the fast path for the usual body first (``_otlp_fast``,
+which gives the same records or falls back here); the rules both apply are
+in ``_otlp_rules``.
+
 Sources: the OTLP specification, opentelemetry-proto ``docs/specification.md``
 ("OTLP/HTTP": ``/v1/logs``, "JSON Protobuf Encoding": hex ``traceId``/``spanId``,
 integer enums, lowerCamelCase keys only, 64-bit integers as strings or
@@ -40,20 +46,19 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-import re
 import zlib
 from email.message import Message
 from typing import Any, ClassVar
 
 from ._base import Answer, Batch, Dialect, Play, Request, text_answer
+from ._otlp_fast import Slow, fast_records
+from ._otlp_rules import HEX, ID_DIGITS, SERVICE, is_repeated
 
 LOGS_PATH = "/v1/logs"
 #: The specification's recommended request size limit (and confighttp's default).
 MAX_REQUEST_BODY_SIZE = 20 * 1024 * 1024
 JSON_TYPE = "application/json"
 PROTOBUF_TYPE = "application/x-protobuf"
-_HEX = re.compile(r"[0-9a-fA-F]*")
-_ID_DIGITS = {"trace_id": 32, "span_id": 16}
 _MAX_SEVERITY = 24
 
 
@@ -94,11 +99,6 @@ def _no_constant(token: str) -> Any:
     raise _Bad(f"invalid JSON token {token} (write NaN and Infinity as strings)")
 
 
-def _repeated(field: Any) -> bool:
-    flag = getattr(field, "is_repeated", None)  # protobuf >= 5.29; ``label`` before
-    return bool(flag) if flag is not None else bool(field.label == field.LABEL_REPEATED)
-
-
 def _walk(value: Any, descriptor: Any, path: str) -> Any:
     """The JSON object with OTLP's own rules checked (lowerCamelCase keys,
     integer enums, hex ids) and the ids turned into the base64 the standard
@@ -117,7 +117,7 @@ def _walk(value: Any, descriptor: Any, path: str) -> Any:
                     "(OTLP/JSON keys are lowerCamelCase)"
                 )
             out[key] = item  # unknown: the parser refuses it
-        elif _repeated(field) and isinstance(item, list):
+        elif is_repeated(field) and isinstance(item, list):
             out[key] = [_one(v, field, f"{path}.{key}[{i}]") for i, v in enumerate(item)]
         else:
             out[key] = _one(item, field, f"{path}.{key}")
@@ -131,9 +131,9 @@ def _one(item: Any, field: Any, path: str) -> Any:
         return _walk(item, field.message_type, path)
     if field.enum_type is not None and isinstance(item, str):
         raise _Bad(f"{path}: enum value {item!r} must be an integer in OTLP/JSON")
-    digits = _ID_DIGITS.get(field.name)
+    digits = ID_DIGITS.get(field.name)
     if digits is not None and field.type == field.TYPE_BYTES:
-        if not isinstance(item, str) or not _HEX.fullmatch(item) or len(item) not in (0, digits):
+        if not isinstance(item, str) or not HEX.fullmatch(item) or len(item) not in (0, digits):
             raise _Bad(f"{path}: {item!r} is not a {digits}-digit hex {field.json_name}")
         return base64.b64encode(bytes.fromhex(item)).decode("ascii")
     return item
@@ -166,8 +166,12 @@ def _attributes(key_values: Any, path: str) -> dict[str, Any]:
 def parse_logs(body: bytes) -> list[dict[str, Any]]:
     """An OTLP/JSON ``ExportLogsServiceRequest`` -> normalised records, or
     ValueError with what is wrong. Needs ``opentelemetry-proto``."""
+    try:
+        return fast_records(body)  # the usual body (see _otlp_fast)
+    except Slow:
+        pass  # the full way: every check, every error message
     json_format = importlib.import_module("google.protobuf.json_format")
-    service = importlib.import_module("opentelemetry.proto.collector.logs.v1.logs_service_pb2")
+    service = importlib.import_module(SERVICE)
     try:
         doc = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except ValueError as exc:

@@ -30,12 +30,13 @@ wrong content type gets 415; gzip bodies are inflated; the legacy
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import re
 import threading
-from collections.abc import Collection
-from datetime import datetime
+from collections.abc import Callable, Collection
+from datetime import date
 from email.message import Message
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
@@ -77,11 +78,19 @@ def valid_time(value: Any) -> bool:
     if found is None:
         return False
     year, month, day, hour, minute, second, off_h, off_m = found.groups(default="0")
+    # (two ASCII digits, or the default "0", compare as their numbers do)
+    if hour > "23" or minute > "59" or second > "59" or off_h > "23" or off_m > "59":
+        return False
+    return _valid_date(year, month, day)
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_date(year: str, month: str, day: str) -> bool:
     try:
-        datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+        date(int(year), int(month), int(day))
     except ValueError:
         return False
-    return int(off_h) <= 23 and int(off_m) <= 59
+    return True
 
 
 def check_event(event: Any, number: int) -> None:
@@ -121,6 +130,31 @@ def check_event(event: Any, number: int) -> None:
                 f"The event on {where} has an unknown reified property {name!r}; "
                 "escape a property name starting with @ as @@."
             )
+
+
+#: Reified properties whose only rule is to be a string.
+_STRINGS = frozenset({"@m", "@mt", "@l", "@x", "@sk"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _string_props(names: tuple[str, ...]) -> frozenset[str] | None:
+    """For an event with these property names and a valid ``@t``: the ones
+    that must be strings, if that is all check_event asks of them; else None
+    (another reified property, an unknown one, no ``@t``)."""
+    reified = {n for n in names if n.startswith("@") and not n.startswith("@@")}
+    if "@t" not in reified or not reified - {"@t"} <= _STRINGS:
+        return None
+    return frozenset(reified - {"@t"})
+
+
+def _plainly_valid(event: Any) -> bool:
+    """True only for events check_event passes: a quick look at the usual ones."""
+    if type(event) is not dict:
+        return False
+    strings = _string_props(tuple(event))
+    if strings is None or not valid_time(event["@t"]):
+        return False
+    return all(type(event[name]) is str for name in strings)
 
 
 class Seq(Dialect):
@@ -229,20 +263,22 @@ class Seq(Dialect):
         lines = [text] if single else text.replace("\r\n", "\n").split("\n")
         events: list[dict[str, Any]] = []
         kept: list[tuple[int, str]] = []
+        limit = self.event_body_limit
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            if len(line.encode("utf-8")) > self.event_body_limit:
+            # (UTF-8 takes at most 4 bytes a character)
+            if len(line) * 4 > limit and len(line.encode("utf-8")) > limit:
                 raise _Bad(
-                    f"The event on line {number} exceeds the event body limit "
-                    f"({self.event_body_limit} bytes).",
+                    f"The event on line {number} exceeds the event body limit ({limit} bytes).",
                     413,
                 )
             try:
-                event = json.loads(line, parse_constant=_no_constant)
+                event = _loads(line)
             except ValueError as exc:
                 raise _Bad(f"The event on line {number} is not valid JSON: {exc}.") from None
-            check_event(event, number)
+            if not _plainly_valid(event):
+                check_event(event, number)
             for needle in self.refuse:
                 if needle in line:
                     raise _Bad(f"The event on line {number} was rejected: {DEFAULT_BAD_EVENT}.")
@@ -286,3 +322,24 @@ class Seq(Dialect):
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _loads(line: str) -> Any:
+    """``json.loads(line, parse_constant=_no_constant)``: the same value or error,
+    cheaper for the usual line (``{`` first, only whitespace after the value:
+    all json.loads would do is run this scanner)."""
+    if line[:1] == "{":
+        try:
+            value, end = _SCAN(line, 0)
+        except (ValueError, StopIteration, RecursionError):
+            pass  # json.loads says what is wrong
+        else:
+            if end == len(line) or not line[end:].strip(" \t\n\r"):
+                return value
+    elif line.startswith("\ufeff"):
+        return json.loads(line, parse_constant=_no_constant)  # its BOM error
+    return _DECODER.decode(line)
