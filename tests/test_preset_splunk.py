@@ -95,7 +95,7 @@ def test_dictconfig_ships_the_exact_hec_events(hec: StrictCollector) -> None:
     envelope = {"host": "web-1", "source": "orders", "sourcetype": "_json", "index": "app"}
     assert hec.records == [
         {
-            "time": round(first.created, 6),
+            "time": pytest.approx(first.created, abs=1e-6),
             **envelope,
             "fields": {"env": "prod", "teams": ["a", "b"], "user": "u1", "amount": "3"},
             "event": {
@@ -108,7 +108,7 @@ def test_dictconfig_ships_the_exact_hec_events(hec: StrictCollector) -> None:
             },
         },
         {
-            "time": round(second.created, 6),
+            "time": pytest.approx(second.created, abs=1e-6),
             **envelope,
             "fields": {"env": "prod", "teams": ["a", "b"]},
             "event": {
