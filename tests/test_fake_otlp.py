@@ -137,7 +137,8 @@ def test_path_method_and_content_type(
         (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "a:b:c"},'
          b' "severityText": "x:", "severityText": "y"}]}]}]}', "duplicate key 'severityText'"),
         (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"attributes": [{"key": "k:",'
-         b' "value": {"stringValue": "v", "stringValue": ":"}}]}]}]}]}', "duplicate key 'stringValue'"),
+         b' "value": {"stringValue": "v", "stringValue": ":"}}]}]}]}]}',
+         "duplicate key 'stringValue'"),
     ],
 )  # fmt: skip
 def test_bad_data_gets_400_with_a_status(fake: StrictCollector, payload: Any, says: str) -> None:
