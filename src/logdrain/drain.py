@@ -18,6 +18,7 @@ from .jsonsafe import safe_repr
 from .queue import RecordQueue
 from .records import level_number
 from .report import Reporter, write_stderr
+from .sizing import SMALL, charge
 from .stats import DrainStats
 from .transport import Transport
 from .worker import Worker
@@ -43,6 +44,9 @@ class Drain:
             settings.overflow,
             settings.block_timeout,
             wake_at=max(settings.batch_size, settings.queue_size // 2),
+            max_bytes=settings.max_buffer_bytes,
+            take_bytes=_take_bytes(settings),
+            body_bytes=settings.batch_bytes,
         )
         self._encoder = Encoder(settings)
         self._reporter = Reporter(settings.name, settings.warn_interval)
@@ -82,7 +86,9 @@ class Drain:
         (except with ``overflow='block'``). False when the record was refused
         (every refusal is counted in :meth:`stats`) or its ``level`` is below
         the preset's ``min_level`` (not queued, as below a handler's level). A
-        mapping that cannot be copied still ships, as its safe ``repr``."""
+        mapping that cannot be copied still ships, as its safe ``repr``. A
+        huge value is reduced here, as ``DrainHandler`` does (see
+        ``max_buffer_bytes``)."""
         try:
             item = dict(record)
             if self.min_level and (level_number(item.get("level")) or 0) < self.min_level:
@@ -92,18 +98,21 @@ class Drain:
                 "message": f"<logdrain: record could not be copied: {type(exc).__name__}>",
                 "record": safe_repr(record),
             }
-        return self.enqueue(item)
+        return self.enqueue(item, charge(item, self.settings.max_record_bytes))
 
-    def enqueue(self, item: Mapping[str, Any] | tuple[int, dict[str, Any], Any]) -> bool:
+    def enqueue(
+        self, item: Mapping[str, Any] | tuple[int, dict[str, Any], Any], size: int = 0
+    ) -> bool:
         """Queue ``item`` as it is: for front ends that already took a snapshot
-        (a mapping, or a ``records.STDLIB`` / ``records.EVENT`` tuple)."""
+        (a mapping, or a ``records.STDLIB`` / ``records.EVENT`` tuple) and its
+        charge in bytes (``sizing``; 0 for a small record)."""
         if not self._worker.started and not self._closing:
             self._worker.start()
             if self._worker.started:
                 # From now on enqueue() is the queue's put() itself: one call
                 # less per record (undone in a forked child).
                 self.enqueue = self._queue.put
-        return self._queue.put(item)
+        return self._queue.put(item, size)
 
     # -- waiting --
 
@@ -222,6 +231,17 @@ class Drain:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _take_bytes(settings: Settings) -> int:
+    """The charge one take may hold: about one request body (``batch_bytes``,
+    or ``batch_size`` small records: the usual batch is never cut short), and
+    at most an eighth of ``max_buffer_bytes`` shared by the senders, as a
+    take reserves about four times its charge while it is encoded (see
+    ``queue.Lot``); so the senders hold at most about half the bound and the
+    queue keeps the rest (a take is one record at least)."""
+    body = max(settings.batch_bytes, settings.batch_size * SMALL)
+    return min(body, settings.max_buffer_bytes // (8 * settings.concurrency))
 
 
 def _min_level(settings: Settings) -> int:

@@ -15,11 +15,17 @@ from typing import Any
 from . import guard
 from .drain import Drain
 from .errors import ConfigError
-from .records import STDLIB, failed_item, stdlib_item
+from .records import STDLIB, StdlibSnapshot, failed_item, stdlib_item
+from .sizing import HUGE as _HUGE
+from .sizing import RECORD_KEYS as _RECORD_KEYS
+from .sizing import SCALARS as _SCALARS
+from .sizing import SMALL_VALUES as _SMALL_VALUES
+from .sizing import stdlib_charge, tail_size
 
 # What Filterer.filter() returns when no filter objects: True, or (3.12+) the record.
 _PASS_RECORD = sys.version_info >= (3, 12)
 _GUARD = guard.state
+_LogRecord = logging.LogRecord
 
 
 def _holds_logging_lock() -> bool:
@@ -92,12 +98,37 @@ class DrainHandler(logging.Handler):
             # The common case, inlined (each call saved is ~5% of the cost):
             # what emit() does through stdlib_item(), without filter().
             try:
-                if record.exc_info or type(record.msg) is dict:
-                    self.drain.enqueue(stdlib_item(record))
+                msg = record.msg
+                if record.exc_info or type(msg) is not str:
+                    self._enqueue_item(stdlib_item(record))
                 else:
                     attrs = record.__dict__.copy()
                     attrs["args"] = None
-                    self.drain.enqueue((STDLIB, attrs, record.getMessage()))
+                    if type(record) is _LogRecord:  # getMessage(), inlined: msg is a str
+                        args = record.args
+                        message = msg % args if args else msg
+                    else:
+                        message = record.getMessage()
+                    # The byte estimate (sizing.tail_size, inlined): the
+                    # message and the extras, the keys after LogRecord's own.
+                    size = len(message)
+                    extras = len(attrs) - _RECORD_KEYS
+                    if extras > 0:
+                        for value in reversed(attrs.values()):
+                            if type(value) is str:
+                                size += len(value)
+                            elif type(value) not in _SCALARS:
+                                size = _HUGE
+                                break
+                            extras -= 1
+                            if not extras:
+                                break
+                    elif extras:
+                        size = _HUGE  # attributes deleted: find the extras by name
+                    if size <= _SMALL_VALUES:
+                        self.drain.enqueue((STDLIB, attrs, message))
+                    else:
+                        self._enqueue_large(attrs, message)
             except RecursionError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the message's formatting failed
@@ -112,18 +143,37 @@ class DrainHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.drain.enqueue(stdlib_item(record, self.formatter))
+            self._enqueue_item(stdlib_item(record, self.formatter))
         except RecursionError:
             raise
         except Exception as exc:  # noqa: BLE001 - the message's formatting failed
             self._enqueue_failed(record, exc)
+
+    def _enqueue_item(self, item: tuple[int, dict[str, Any], str] | StdlibSnapshot) -> None:
+        """Queue a snapshot from ``stdlib_item`` with its charge in bytes."""
+        if isinstance(item, tuple):
+            _, attrs, message = item
+            if tail_size(attrs, len(message)) <= _SMALL_VALUES:
+                self.drain.enqueue(item)
+            else:
+                self._enqueue_large(attrs, message)
+            return
+        limit = self.drain.settings.max_record_bytes
+        size, item["message"] = stdlib_charge(item, item["message"], limit)
+        self.drain.enqueue(item, size)
+
+    def _enqueue_large(self, attrs: dict[str, Any], message: str) -> None:
+        """Queue a record that is not small: charged its estimate, its huge
+        values reduced first (on this thread: see ``sizing``)."""
+        size, message = stdlib_charge(attrs, message, self.drain.settings.max_record_bytes)
+        self.drain.enqueue((STDLIB, attrs, message), size)
 
     def _enqueue_failed(self, record: logging.LogRecord, exc: Exception) -> None:
         """A record whose message or formatter raised (``log.info("%d", "x")``)
         ships in a safe form: the template, the arguments' reprs, the error.
         Only if that fails too is it logging's ``handleError``."""
         try:
-            self.drain.enqueue(failed_item(record, exc))
+            self._enqueue_item(failed_item(record, exc))
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise

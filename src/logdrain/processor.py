@@ -16,6 +16,13 @@ from . import guard
 from .drain import Drain
 from .jsonsafe import describe
 from .records import EVENT, level_number
+from .sizing import HUGE as _HUGE
+from .sizing import SCALARS as _SCALARS
+from .sizing import SMALL_VALUES as _SMALL_VALUES
+from .sizing import charge
+
+_GUARD = guard.state
+_time = time.time
 
 
 class DrainProcessor:
@@ -37,22 +44,38 @@ class DrainProcessor:
     def __call__(
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        if guard.active():
+        if _GUARD.sending:  # guard.active(), inlined
             return event_dict
-        created = time.time()
+        created = _time()
         try:
             snap = dict(event_dict)
+            # The byte estimate (sizing.charge's common case, inlined): the
+            # event's values, when each is a str or a scalar (a level added
+            # below is a short str).
+            size = 0
+            for value in snap.values():
+                if type(value) is str:
+                    size += len(value)
+                elif type(value) not in _SCALARS:
+                    size = _HUGE
+                    break
             if "level" not in snap:
                 snap["level"] = method_name.upper() if method_name != "exception" else "ERROR"
-            exc_info = snap.pop("exc_info", None)
-            if exc_info:
-                snap.setdefault("exception", _format_exc(exc_info))
+            if "exc_info" in snap:
+                exc_info = snap.pop("exc_info")
+                if exc_info:
+                    snap.setdefault("exception", _format_exc(exc_info))
+                    size = _HUGE  # the traceback: charged by the full look
         except Exception as exc:  # noqa: BLE001 - one bad value never loses the event
             snap = _salvage(event_dict, method_name, exc)
+            size = _HUGE
         drain = self.drain
         if drain.min_level and (level_number(snap.get("level")) or 0) < drain.min_level:
             return event_dict  # below the preset's min_level (Slack): not shipped
-        drain.enqueue((EVENT, snap, created))
+        if size <= _SMALL_VALUES:
+            drain.enqueue((EVENT, snap, created))
+        else:  # a large record: charged its estimate, huge values reduced here
+            drain.enqueue((EVENT, snap, created), charge(snap, drain.settings.max_record_bytes))
         return event_dict
 
 

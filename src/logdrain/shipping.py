@@ -142,8 +142,10 @@ class Shipper:
         if state.attempt == 0:
             self._wait_out_outage()
         state.attempt += 1
-        body = self._frame([data for _, data, _ in state.pieces])
-        reply = self._transport.post_once(body, batch_id, state.count, state.attempt)
+        if state.framed is not state.pieces:  # framed once per set of pieces, not per attempt
+            state.body = self._frame([data for _, data, _ in state.pieces])
+            state.framed = state.pieces
+        reply = self._transport.post_once(state.body, batch_id, state.count, state.attempt)
         verdict = reply.verdict
         if verdict.outcome == "delivered":
             self._settle(lot, state, "delivered", "")
@@ -222,11 +224,15 @@ class Shipper:
 class _Pending:
     """The records of one batch id not yet settled, and its attempt count."""
 
-    __slots__ = ("attempt", "pieces")
+    __slots__ = ("attempt", "body", "framed", "pieces")
 
     def __init__(self, pieces: list[Piece]) -> None:
         self.pieces = pieces
         self.attempt = 0
+        # The request body of ``framed`` (the pieces it was framed from): a
+        # retry sends the same bytes without framing (copying) them again.
+        self.body = b""
+        self.framed: list[Piece] | None = None
 
     @property
     def count(self) -> int:

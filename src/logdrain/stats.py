@@ -36,11 +36,23 @@ class DrainStats:
     """Requests (bodies) that reached a final outcome: delivered, rejected, failed or dropped."""
     truncated: int
     """Records shipped with a field shortened to fit ``max_record_bytes``."""
+    queued_bytes: int = 0
+    """Bytes the queued records are charged (their caller-side estimates, at
+    least 1 KiB each; see ``max_buffer_bytes``)."""
+    in_flight_bytes: int = 0
+    """Bytes the senders hold: records taken (their estimates), then their
+    encoded parts, until each batch has its outcome."""
 
     @property
     def pending(self) -> int:
         """Records not yet finally accounted for: ``queued + in_flight``."""
         return self.queued + self.in_flight
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Everything logdrain holds, as counted against ``max_buffer_bytes``:
+        ``queued_bytes + in_flight_bytes``."""
+        return self.queued_bytes + self.in_flight_bytes
 
     @property
     def lost(self) -> int:
@@ -53,7 +65,9 @@ class DrainStats:
         return self.submitted == self.delivered + self.pending + self.lost
 
     def as_dict(self) -> dict[str, int]:
-        """Counters plus ``pending`` as a plain dict (for JSON or metrics)."""
+        """Counters plus ``pending`` and ``buffered_bytes`` as a plain dict
+        (for JSON or metrics)."""
         out = asdict(self)
         out["pending"] = self.pending
+        out["buffered_bytes"] = self.buffered_bytes
         return out

@@ -12,6 +12,10 @@ says what happened::
 
     "logdrain_truncated": {"original_bytes": 310512, "shortened_fields": 1, "dropped_fields": 87}
 
+A string that ends in logdrain's marker was cut before (on the caller's
+thread, see ``sizing``): cut again, it carries one marker counting from the
+original, and ``original_bytes`` includes what was cut then.
+
 Linear in the record's size: each field is encoded once to learn its size,
 and only the fields that are cut are encoded again (a few times, each at
 most ``limit`` bytes).
@@ -19,6 +23,7 @@ most ``limit`` bytes).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +35,22 @@ MIN_CUT = 32  # bytes of text below which a field is dropped rather than cut
 _CUT_TRIES = 8
 
 Dumps = Callable[[Any], bytes]
+
+# A string logdrain already cut (on the caller's thread: see ``sizing``) ends in its marker.
+_MARKED = re.compile(re.escape(TRUNCATION_MARK).replace(r"\{\}", r"(\d+)") + r"\Z")
+_MARK_MAX = len(TRUNCATION_MARK.format(10**20))
+
+
+def marked(text: str) -> tuple[int, int]:
+    """(the length of ``text`` without a trailing truncation marker, the
+    characters that marker says were cut before), or (``len(text)``, 0).
+    Cutting it again then counts from the original: one marker, the total."""
+    if not text.endswith("]"):
+        return len(text), 0
+    found = _MARKED.search(text, max(0, len(text) - _MARK_MAX))
+    if found is None:
+        return len(text), 0
+    return found.start(), int(found.group(1))
 
 
 def note(original: int, shortened: int, dropped: int) -> dict[str, int]:
@@ -47,9 +68,18 @@ def shorten(
     keys = [k for k in doc if k != NOTE_KEY]
     # Bytes each field takes inside the object: "key":value plus a separator.
     sizes = {k: len(dumps({k: doc[k]})) - 1 for k in keys}
+    # Characters cut before (a marker at a string's end): the original was that larger.
+    earlier = {}
+    for key in keys:
+        value = doc[key]
+        if type(value) is str:
+            count = marked(value)[1]
+            if count:
+                earlier[key] = count
     room = limit - 1  # the braces, less the separator the last field does not need
     if with_note:
-        room -= len(dumps({NOTE_KEY: note(original, len(keys), len(keys))})) - 1
+        most = original + sum(earlier.values())
+        room -= len(dumps({NOTE_KEY: note(most, len(keys), len(keys))})) - 1
     kept: dict[str, Any] = {}
     shortened = dropped = 0
 
@@ -92,6 +122,8 @@ def shorten(
 
     out = {k: kept[k] for k in keys if k in kept}  # the record's own order
     if with_note:
+        # Fields cut (or dropped) now that had been cut before add what was cut then.
+        original += sum(n for k, n in earlier.items() if kept.get(k) is not doc[k])
         out[NOTE_KEY] = note(original, shortened, dropped)
     return out
 
@@ -103,11 +135,17 @@ def cut(key: str, value: Any, room: int, dumps: Dumps) -> str | None:
     text_room = room - (len(dumps({key: ""})) - 1)  # bytes for the escaped text
     if text_room < MIN_CUT:
         return None
-    text = value if type(value) is str else dumps(value).decode("utf-8")
-    keep = min(len(text), text_room)
+    if type(value) is str:
+        text = value
+        length, earlier = marked(value)  # cut before: the marker counts from the original
+    else:
+        text = dumps(value).decode("utf-8")
+        length, earlier = len(text), 0
+    keep = min(length, text_room)
     for _ in range(_CUT_TRIES):
-        marker = TRUNCATION_MARK.format(len(text) - keep)
-        piece = text[:keep] + marker
+        marker = TRUNCATION_MARK.format(length - keep + earlier)
+        piece = text[:keep]
+        piece += marker  # in place: no second copy of a long piece
         need = len(dumps(piece)) - 2
         if need <= text_room:
             return piece
@@ -116,5 +154,5 @@ def cut(key: str, value: Any, room: int, dumps: Dumps) -> str | None:
         # Bytes per kept character once escaped ("é" takes 2, '"' takes 2).
         ratio = max(1.0, (need - len(marker)) / keep)
         keep = max(0, min(keep - 1, int(keep - (need - text_room) / ratio) - 1))
-    marker = TRUNCATION_MARK.format(len(text))
+    marker = TRUNCATION_MARK.format(length + earlier)
     return marker if len(marker) <= text_room else None

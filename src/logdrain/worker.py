@@ -1,9 +1,10 @@
 """The sender threads: queue -> batch -> encode -> POST -> ledger.
 
 ``concurrency`` daemon threads each loop on take, encode, deliver. Each holds
-at most one batch, so at most ``concurrency`` batches are ever in flight and
-while the collector is down records wait in the bounded queue, where the
-overflow policy applies.
+at most one lot (a take: at most ``batch_size`` records and a share of
+``max_buffer_bytes``), so while the collector is down records wait in the
+bounded queue, where the overflow policy applies. What a sender holds counts
+against ``max_buffer_bytes`` until each batch has its outcome.
 
 Why no dispatcher handing batches to a ``ThreadPoolExecutor``: under load the
 caller's thread holds the GIL, and every hand-off between two threads (the
@@ -142,11 +143,19 @@ class Worker:
             try:
                 batches = self.prepare(lot, items)
                 del items  # during an outage, hold the compact parts only
-                for pieces in batches:
-                    self._shipper.ship(lot, pieces)
+                # What the lot holds now counts against max_buffer_bytes
+                # (RecordQueue.hold), each batch's parts until its outcome.
+                sizes = [sum(piece[2] for piece in pieces) for pieces in batches]
+                queue.hold(lot, sum(sizes), max(sizes, default=0))
+                batches.reverse()
+                sizes.reverse()
+                while batches:
+                    self._shipper.ship(lot, batches.pop())  # settles every record in it
+                    queue.release(lot, sizes.pop())
             finally:
                 if lot.remaining > 0:  # something escaped: nothing of it stays in flight
                     queue.settle(lot, lot.remaining, "failed")
+                queue.release(lot)  # the body's share, or everything after an escape
 
     # -- one batch --
 
@@ -154,9 +163,13 @@ class Worker:
         """Encode records (through the preset's mapping) and cut them into
         batches whose bodies stay within ``batch_bytes``. Records the preset
         calls unsendable are settled ``rejected`` here."""
-        fast = self._encoder.encode_batch(items)
-        if fast is None and self._mapper is not None:
-            fast = self._mapper.chunks(items)
+        fast = None
+        # A record charged above max_record_bytes will be shortened: its chunk
+        # would not fit, so the chunked fast paths are not tried for nothing.
+        if lot.largest <= self._s.max_record_bytes:
+            fast = self._encoder.encode_batch(items)
+            if fast is None and self._mapper is not None:
+                fast = self._mapper.chunks(items)
         if fast is not None:  # the usual case: chunks of records
             return self._cut([(n, part, len(part)) for n, part in fast])
         pieces: list[Piece] = []
@@ -167,7 +180,7 @@ class Worker:
             for item in items:
                 data, cut = encode(item)
                 truncated += cut
-                pieces.append((1, data, len(data)))
+                pieces.append((1, _exact(data), len(data)))
         else:
             prefix = uuid.uuid4().hex[:16] if self._s.preset.uses_record_id else ""
             quick = self._mapper.parts(items, prefix)
@@ -231,10 +244,24 @@ class Worker:
             fresh = dropped - self._seen_overflow
             if self._reporter.warn(
                 "overflow",
-                f"queue full (queue_size={self._s.queue_size}, overflow={self._s.overflow}): "
+                f"queue full (queue_size={self._s.queue_size} records or "
+                f"max_buffer_bytes={self._s.max_buffer_bytes}, overflow={self._s.overflow}): "
                 f"{fresh} record(s) dropped, {dropped} in total",
             ):
                 self._seen_overflow = dropped
+
+
+#: Above this, an encoded record is copied to a bytes object of its own size.
+_EXACT_ABOVE = 64 * 1024
+
+
+def _exact(data: bytes) -> bytes:
+    """``data``, or for a large one a copy that takes just its size: orjson's
+    output keeps the whole buffer it wrote into (megabytes for a record of a
+    few hundred KiB), and a held part should cost what max_buffer_bytes counts."""
+    if type(data) is bytes and len(data) > _EXACT_ABOVE:
+        return memoryview(data).tobytes()
+    return data
 
 
 def _linear_framing(body_size: Any) -> tuple[int, int] | None:

@@ -25,6 +25,7 @@ from .checks import header_value_problem, url_problem
 from .files import check_ca_file, check_client_cert, load_client_cert
 from .parse import NOT_FROM_ENV, PARSERS, UNCATCHABLE_SIGNALS
 from .settings import (
+    BUFFER_RECORDS,
     CA_MODES,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,
@@ -37,6 +38,7 @@ from .settings import (
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_BUFFER_BYTES,
     DEFAULT_MAX_RECORD_BYTES,
     DEFAULT_MAX_RETRY_TIME,
     DEFAULT_QUEUE_SIZE,
@@ -60,6 +62,7 @@ from .settings import (
 from .validate import RESERVED_HEADERS, is_loopback, plain_http_secret_warning, validate
 
 __all__ = [
+    "BUFFER_RECORDS",
     "CA_MODES",
     "DEFAULT_BACKOFF_INITIAL",
     "DEFAULT_BACKOFF_MAX",
@@ -72,6 +75,7 @@ __all__ = [
     "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_FLUSH_TIMEOUT",
     "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_BUFFER_BYTES",
     "DEFAULT_MAX_RECORD_BYTES",
     "DEFAULT_MAX_RETRY_TIME",
     "DEFAULT_QUEUE_SIZE",
@@ -162,6 +166,13 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         and values.get("max_record_bytes", DEFAULT_MAX_RECORD_BYTES) >= values["batch_bytes"]
     ):  # a small batch_bytes alone is a valid request too
         values["max_record_bytes"] = max(1024, values["batch_bytes"] // 2)
+    if (
+        "max_record_bytes" not in given
+        and "max_buffer_bytes" in given
+        and values.get("max_record_bytes", DEFAULT_MAX_RECORD_BYTES) * BUFFER_RECORDS
+        > values["max_buffer_bytes"]
+    ):  # and so is a small max_buffer_bytes: records are shortened to fit it
+        values["max_record_bytes"] = max(1024, values["max_buffer_bytes"] // BUFFER_RECORDS)
     settings = Settings(**values)
     validate(settings)
     return settings

@@ -9,6 +9,7 @@ import difflib
 import importlib
 import json
 import math
+import re
 import signal
 import ssl
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +41,38 @@ def _as_int(name: str, value: Any) -> int:
         except ValueError:
             pass
     raise ConfigError(name, f"{value!r} is not a whole number", "give an integer such as 500")
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+_SIZE_FIX = "give bytes as a whole number such as 67108864, or a size such as '64MiB' or '64MB'"
+
+
+def _as_size(name: str, value: Any) -> int:
+    """Bytes: a whole number, or a size with a unit: ``KB``/``MB``/``GB``
+    (powers of 1000), ``KiB``/``MiB``/``GiB`` and ``K``/``M``/``G`` (powers of
+    1024), ``B``; case and spaces do not matter."""
+    if isinstance(value, bool):
+        raise ConfigError(name, f"got a bool ({value!r})", _SIZE_FIX)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        match = _SIZE.fullmatch(text)
+        if match:
+            number, unit, binary, suffix = match.groups()
+            if (unit or suffix) and (unit or not binary):  # "64MiB", "64M", "64MB", "100B"
+                base = 1024 if binary or not suffix else 1000
+                size = float(number) * base ** _SIZE_POWERS[unit.lower()]
+                if size.is_integer() or size >= 1024:
+                    return int(size)
+    raise ConfigError(name, f"{value!r} is not a size", _SIZE_FIX)
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -337,6 +370,7 @@ def _as_preset(name: str, value: Any) -> Preset:
 
 _SPECIAL: dict[str, Callable[[str, Any], Any]] = {
     "preset": _as_preset,
+    "max_buffer_bytes": _as_size,
     "url": _as_url,
     "token": _as_token,
     "headers": _as_headers,

@@ -25,6 +25,9 @@ DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_BATCH_SIZE = 2000  # fewer requests: each costs the process ~1 ms of GIL time
 DEFAULT_BATCH_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024
+DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024  # everything one Drain holds: queue + in flight
+#: max_buffer_bytes must hold this many of the largest records (see validate).
+BUFFER_RECORDS = 4
 DEFAULT_FLUSH_INTERVAL = 1.0
 MIN_FLUSH_INTERVAL = 0.01  # an idle drain wakes at most 100 times a second
 DEFAULT_CONCURRENCY = 4  # more requests overlap while the app holds the GIL
@@ -68,6 +71,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_bytes: int = DEFAULT_BATCH_BYTES
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     concurrency: int = DEFAULT_CONCURRENCY
     format: str = "json"

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError
 from .checks import check_header_name
 from .settings import (
+    BUFFER_RECORDS,
     CA_MODES,
     COMPRESSIONS,
     FORMATS,
@@ -93,6 +94,21 @@ def validate(s: Settings) -> None:
         )
     if s.max_record_bytes < 1024:
         raise ConfigError("max_record_bytes", "must be at least 1024", "raise it")
+    if s.max_buffer_bytes < 1:
+        raise ConfigError(
+            "max_buffer_bytes",
+            f"must be above 0, got {s.max_buffer_bytes} (the bytes a drain may hold)",
+            "give a size such as '64MiB' (the default)",
+        )
+    if s.max_buffer_bytes < BUFFER_RECORDS * s.max_record_bytes:
+        raise ConfigError(
+            "max_buffer_bytes",
+            f"{s.max_buffer_bytes} holds fewer than {BUFFER_RECORDS} records of max_record_bytes "
+            f"{s.max_record_bytes} (a record that size could then be refused while the "
+            "collector is up)",
+            f"raise max_buffer_bytes to at least {BUFFER_RECORDS * s.max_record_bytes}, "
+            "or lower max_record_bytes",
+        )
     if s.concurrency > 64:
         raise ConfigError("concurrency", f"{s.concurrency} is above 64", "use at most 64")
     if s.backoff_initial > s.backoff_max:
