@@ -390,6 +390,36 @@ def test_the_handler_does_not_keep_the_callers_huge_values(formatter: Any) -> No
         handler.drain.close(0)
 
 
+class Payload:
+    """A caller's object logged as the message itself: ``log.info(obj)``."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(1_000_000)
+
+    def __str__(self) -> str:
+        return "<payload of 1 MB>"
+
+
+@pytest.mark.parametrize("formatter", [None, logging.Formatter("%(message)s")])
+def test_an_object_logged_as_the_message_is_not_kept(formatter: Any) -> None:
+    """``msg`` does not ship (the formatted message does): the snapshot keeps
+    the message, not the caller's object."""
+    handler = DrainHandler(URL, flush_interval=3600)
+    handler.setFormatter(formatter)
+    log = _logger(handler)
+    try:
+        payload = Payload()
+        ref = weakref.ref(payload)
+        log.info(payload)
+        log.info(payload, extra={"user": "u"})
+        del payload
+        gc.collect()
+        assert ref() is None
+        assert handler.drain.stats().queued == 2
+    finally:
+        handler.drain.close(0)
+
+
 def test_a_message_another_formatter_left_on_the_record_is_not_kept() -> None:
     """A handler with a formatter before ours sets ``record.message``: the
     snapshot holds it too, and it is reduced like the message."""

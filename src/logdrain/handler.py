@@ -153,7 +153,8 @@ class DrainHandler(logging.Handler):
         """Queue a snapshot from ``stdlib_item`` with its charge in bytes."""
         if isinstance(item, tuple):
             _, attrs, message = item
-            if tail_size(attrs, len(message)) <= _SMALL_VALUES:
+            # A msg that is not a str (log.info(obj)) is the caller's object: not kept.
+            if type(attrs.get("msg")) is str and tail_size(attrs, len(message)) <= _SMALL_VALUES:
                 self.drain.enqueue(item)
             else:
                 self._enqueue_large(attrs, message)

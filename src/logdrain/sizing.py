@@ -64,7 +64,7 @@ RECORD_KEYS = len(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
 def cut_text(text: str, limit: int) -> str:
     """``text`` (longer than ``limit``) as its first ``limit`` characters and the marker."""
     cut = text[:limit]
-    cut += TRUNCATION_MARK.format(len(text) - limit)  # in place: no second long copy
+    cut += TRUNCATION_MARK.format(len(text) - limit)  # in place where CPython can
     return cut
 
 

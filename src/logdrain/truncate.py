@@ -145,7 +145,7 @@ def cut(key: str, value: Any, room: int, dumps: Dumps) -> str | None:
     for _ in range(_CUT_TRIES):
         marker = TRUNCATION_MARK.format(length - keep + earlier)
         piece = text[:keep]
-        piece += marker  # in place: no second copy of a long piece
+        piece += marker  # in place where CPython can: no second long copy
         need = len(dumps(piece)) - 2
         if need <= text_room:
             return piece
