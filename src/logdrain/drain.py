@@ -12,11 +12,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import lifecycle, prefork
+from .burial import Burial
 from .config import Settings, plain_http_secret_warning, resolve
+from .deadletter import DeadLetter
 from .encode import Encoder
 from .jsonsafe import safe_repr
 from .queue import RecordQueue
-from .records import level_number
+from .records import RESEND, level_number
 from .report import Reporter, write_stderr
 from .sizing import SMALL, charge
 from .stats import DrainStats
@@ -60,7 +62,15 @@ class Drain:
         warning = plain_http_secret_warning(settings, self._transport.proxy)
         if warning:
             write_stderr(warning)
-        self._worker = Worker(settings, self._queue, self._encoder, self._transport, self._reporter)
+        self._burial = _burial(settings, self._reporter)
+        self._worker = Worker(
+            settings,
+            self._queue,
+            self._encoder,
+            self._transport,
+            self._reporter,
+            burial=self._burial,
+        )
         # Reentrant: a signal handler may close (or log) while this thread
         # is inside close() already.
         self._close_lock = threading.RLock()
@@ -100,9 +110,7 @@ class Drain:
             }
         return self.enqueue(item, charge(item, self.settings.max_record_bytes))
 
-    def enqueue(
-        self, item: Mapping[str, Any] | tuple[int, dict[str, Any], Any], size: int = 0
-    ) -> bool:
+    def enqueue(self, item: Mapping[str, Any] | tuple[int, Any, Any], size: int = 0) -> bool:
         """Queue ``item`` as it is: for front ends that already took a snapshot
         (a mapping, or a ``records.STDLIB`` / ``records.EVENT`` tuple) and its
         charge in bytes (``sizing``; 0 for a small record)."""
@@ -113,6 +121,16 @@ class Drain:
                 # less per record (undone in a forked child).
                 self.enqueue = self._queue.put
         return self._queue.put(item, size)
+
+    def resend(self, part: bytes | tuple[bytes, bytes], created: float | None = None) -> bool:
+        """Queue a record as it was sent once (JSON bytes, or ``(key, JSON
+        bytes)`` for a keyed preset such as Loki or Elasticsearch): it goes
+        out as it is, through this drain's framing, retries and ledger, with
+        no mapping. ``created`` (epoch seconds) is what ``max_age`` measures;
+        None: it never expires. For ``logdrain replay``."""
+        self._worker.resending = True
+        size = len(part[0]) + len(part[1]) if type(part) is tuple else len(part)
+        return self.enqueue((RESEND, part, created), max(SMALL, size))
 
     # -- waiting --
 
@@ -190,15 +208,23 @@ class Drain:
         # Also those whose retries the deadline cut short, just before it.
         abandoned = self._queue.cut_at_deadline
         complete = complete and not abandoned
+        if self._burial is not None:
+            self._burial.file.close()
         stats = self._queue.snapshot()
         lost = stats.lost
         if abandoned or lost:
             cut = f"{abandoned} record(s) undelivered at the close deadline; " if abandoned else ""
+            kept = (
+                f"; {stats.dead_lettered} of them kept in {self._burial.file.path}"
+                if self._burial is not None and stats.dead_lettered
+                else ""
+            )
             self._reporter.warn(
                 "close",
                 f"closed: {cut}not delivered in total: {lost} of {stats.submitted} "
                 f"(queue full {stats.dropped_overflow}, after close {stats.dropped_closed}, "
-                f"rejected {stats.rejected}, failed {stats.failed})",
+                f"rejected {stats.rejected}, failed {stats.failed}, expired {stats.expired})"
+                f"{kept}",
                 force=True,
             )
         return complete
@@ -242,6 +268,16 @@ def _take_bytes(settings: Settings) -> int:
     queue keeps the rest (a take is one record at least)."""
     body = max(settings.batch_bytes, settings.batch_size * SMALL)
     return min(body, settings.max_buffer_bytes // (8 * settings.concurrency))
+
+
+def _burial(settings: Settings, reporter: Reporter) -> Burial | None:
+    """The dead-letter file of ``settings``, as the senders use it (None: none)."""
+    if settings.dead_letter is None:
+        return None
+    dead_letter = DeadLetter(
+        settings.dead_letter, settings.dead_letter_max_bytes, redact=reporter.redact
+    )
+    return Burial(dead_letter, settings.preset.name, reporter)
 
 
 def _min_level(settings: Settings) -> int:

@@ -76,6 +76,22 @@ def item_facts(item: Any) -> tuple[float, int | None]:
         return time.time(), None
 
 
+def item_created(item: Any) -> float | None:
+    """A queued item's own time (epoch seconds), None when it has none (a
+    submitted mapping without a ``timestamp``, or a malformed item)."""
+    try:
+        if type(item) is tuple:
+            tag, data, extra = item
+            if tag == STDLIB:
+                return float(data["created"])
+            return float(extra)  # EVENT: the caller's clock; RESEND: the record's time
+        if "created" in item and "levelno" in item:  # a StdlibSnapshot
+            return float(item["created"])
+        return _parse_time(item.get("timestamp"))
+    except Exception:  # noqa: BLE001 - a malformed item: no time, so it never expires
+        return None
+
+
 class Mapper:
     """Queued items -> the preset's parts, for presets with a ``record``."""
 

@@ -37,7 +37,7 @@ UNBOUNDED = 1 << 62
 #: Copies of a record alive at once while a sender encodes and shortens it.
 _ENCODING_COPIES = 4
 
-Outcome = Literal["delivered", "rejected", "failed", "dropped_closed"]
+Outcome = Literal["delivered", "rejected", "failed", "dropped_closed", "expired"]
 
 
 class Lot:
@@ -121,6 +121,8 @@ class RecordQueue:
         self.retries = 0
         self.batches = 0
         self.truncated = 0
+        self.expired = 0
+        self.dead_lettered = 0  # of rejected and failed: written to the dead-letter file
         self.cut_at_deadline = 0  # of dropped_closed: queued or in flight when a close ran out
         # Bytes: a queued record is charged SMALL, and a large one its
         # charge; ``_large`` holds (sequence number, charge - SMALL) of the
@@ -390,6 +392,10 @@ class RecordQueue:
         with self._lock:
             self.truncated += n
 
+    def count_dead_lettered(self, n: int) -> None:
+        with self._lock:
+            self.dead_lettered += n
+
     def hold(self, lot: Lot, parts: int, body: int) -> None:
         """``lot``'s records are encoded: ``parts`` bytes in all, the largest
         request body ``body`` bytes. From now on it is charged its parts, two
@@ -516,4 +522,6 @@ class RecordQueue:
                 truncated=self.truncated,
                 queued_bytes=self.queued_bytes,
                 in_flight_bytes=self.in_flight_bytes,
+                expired=self.expired,
+                dead_lettered=self.dead_lettered,
             )

@@ -28,6 +28,9 @@ _plain_formatter = logging.Formatter()
 #: front ends enqueue (see :func:`stdlib_item` and ``DrainProcessor``).
 STDLIB = 1  # (STDLIB, copy of LogRecord.__dict__, formatted message)
 EVENT = 2  # (EVENT, copy of a structlog event dict, time.time() on the caller's thread)
+#: (RESEND, part, the record's time): a record as it was sent once, sent again
+#: as it is (``logdrain replay``); the part is JSON bytes, or (key, JSON bytes).
+RESEND = 3
 
 
 def stdlib_item(

@@ -27,6 +27,7 @@ from typing import Any
 
 import tenacity
 
+from .burial import Attempts, Burial
 from .config import Settings
 from .errors import PermanentError, TransientError
 from .mapping import Piece
@@ -69,12 +70,15 @@ class Shipper:
         queue: RecordQueue,
         reporter: Reporter,
         frame: Callable[[list[Any]], bytes],
+        *,
+        burial: Burial | None = None,
     ) -> None:
         self._s = settings
         self._transport = transport
         self._queue = queue
         self._reporter = reporter
         self._frame = frame
+        self._burial = burial
         self._outage_until = 0.0
 
     def reset_after_fork(self) -> None:
@@ -104,19 +108,24 @@ class Shipper:
             if len(pending) > 1:
                 middle = len(pending) // 2
                 return [pending[:middle], pending[middle:]]
-            self._settle(lot, state, "rejected", _rejected_line(1, split.reply.describe()))
+            reply = split.reply
+            self._bury(state, "rejected", reply.verdict.reason, reply.status, reply.excerpt)
+            self._settle(lot, state, "rejected", _rejected_line(1, reply.describe()))
         except Aborted:
             self._settle(lot, state, "dropped_closed", "")
         except PermanentError as exc:
+            self._bury(state, "rejected", exc.reason, exc.status, exc.body)
             line = _rejected_line(state.count, exc.describe())
             self._settle(lot, state, "rejected", line)
         except TransientError as exc:
             self._outage(exc)
+            self._bury(state, "failed", exc.reason, exc.status, exc.body)
             line = f"gave up on {state.count} record(s) after retries: {exc.describe()}"
             self._settle(lot, state, "failed", line)
         except Exception as exc:  # noqa: BLE001 - the sender must survive anything
-            line = f"{state.count} record(s) failed: {type(exc).__name__}: {safe_text(exc)}"
-            self._settle(lot, state, "failed", line)
+            why = f"{type(exc).__name__}: {safe_text(exc)}"
+            self._bury(state, "failed", why, None, "")
+            self._settle(lot, state, "failed", f"{state.count} record(s) failed: {why}")
         else:
             self._outage_until = 0.0
         return []
@@ -142,6 +151,7 @@ class Shipper:
         if state.attempt == 0:
             self._wait_out_outage()
         state.attempt += 1
+        state.tried.tried()
         if state.framed is not state.pieces:  # framed once per set of pieces, not per attempt
             state.body = self._frame([data for _, data, _ in state.pieces])
             state.framed = state.pieces
@@ -172,6 +182,10 @@ class Shipper:
         refused = outcomes.count("rejected")
         again = [piece for piece, what in zip(pieces, outcomes, strict=True) if what == "retry"]
         if refused:
+            if self._burial is not None:
+                gone = [p for p, what in zip(pieces, outcomes, strict=True) if what == "rejected"]
+                refusal = _Pending(gone, state.tried)
+                self._bury(refusal, "rejected", verdict.reason, reply.status, reply.excerpt)
             line = _rejected_line(refused, reply.describe())
             self._settle_n(lot, refused, "rejected", line, done=False)
         self._settle_n(lot, outcomes.count("delivered"), "delivered", "", done=not again)
@@ -183,6 +197,21 @@ class Shipper:
                 reply.excerpt,
                 verdict.retry_after,
             )
+
+    # -- the dead-letter file --
+
+    def _bury(
+        self, state: _Pending, outcome: str, reason: str, status: int | None, answer: str
+    ) -> None:
+        """Records about to be settled ``outcome`` go to the dead-letter file
+        first (so once flush() sees them accounted for, they are written)."""
+        burial = self._burial
+        if burial is None or not state.pieces:
+            return
+        written = burial.bury(
+            state.pieces, outcome, reason=reason, status=status, answer=answer, attempts=state.tried
+        )
+        self._queue.count_dead_lettered(written)
 
     # -- the ledger --
 
@@ -224,11 +253,12 @@ class Shipper:
 class _Pending:
     """The records of one batch id not yet settled, and its attempt count."""
 
-    __slots__ = ("attempt", "body", "framed", "pieces")
+    __slots__ = ("attempt", "body", "framed", "pieces", "tried")
 
-    def __init__(self, pieces: list[Piece]) -> None:
+    def __init__(self, pieces: list[Piece], tried: Attempts | None = None) -> None:
         self.pieces = pieces
         self.attempt = 0
+        self.tried = tried if tried is not None else Attempts()  # for the dead-letter file
         # The request body of ``framed`` (the pieces it was framed from): a
         # retry sends the same bytes without framing (copying) them again.
         self.body = b""

@@ -11,7 +11,9 @@ class DrainStats:
 
     Every record offered to ``submit()`` is in exactly one bucket, so
     ``submitted == delivered + pending + dropped_overflow + dropped_closed
-    + rejected + failed`` holds for every snapshot (see :attr:`balanced`).
+    + rejected + failed + expired`` holds for every snapshot (see
+    :attr:`balanced`). ``dead_lettered`` is not a bucket: it counts the
+    rejected and failed records that were written to the dead-letter file.
     """
 
     submitted: int
@@ -42,6 +44,11 @@ class DrainStats:
     in_flight_bytes: int = 0
     """Bytes the senders hold: records taken (their estimates), then their
     encoded parts, until each batch has its outcome."""
+    expired: int = 0
+    """Records older than ``max_age`` when a sender took them: not sent."""
+    dead_lettered: int = 0
+    """Of ``rejected`` and ``failed``: records written to the ``dead_letter``
+    file (they can be sent again with ``logdrain replay``)."""
 
     @property
     def pending(self) -> int:
@@ -57,7 +64,9 @@ class DrainStats:
     @property
     def lost(self) -> int:
         """Every record that will never reach the collector."""
-        return self.dropped_overflow + self.dropped_closed + self.rejected + self.failed
+        return (
+            self.dropped_overflow + self.dropped_closed + self.rejected + self.failed + self.expired
+        )
 
     @property
     def balanced(self) -> bool:

@@ -18,15 +18,18 @@ exit hook) stops them within its deadline.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
 from . import guard
+from .burial import Burial
 from .config import Settings
 from .encode import Encoder
-from .mapping import Mapper, Piece
+from .mapping import Mapper, Piece, item_created
 from .presets import Unsendable
 from .queue import Lot, RecordQueue
+from .records import RESEND
 from .report import Reporter
 from .shipping import Shipper, safe_text
 from .transport import Transport
@@ -48,6 +51,8 @@ class Worker:
         encoder: Encoder,
         transport: Transport,
         reporter: Reporter,
+        *,
+        burial: Burial | None = None,
     ) -> None:
         self._s = settings
         self._queue = queue
@@ -55,7 +60,10 @@ class Worker:
         self._transport = transport
         self._reporter = reporter
         self._mapper = Mapper(settings, encoder) if settings.preset.maps else None
-        self._shipper = Shipper(settings, transport, queue, reporter, encoder.body)
+        self._shipper = Shipper(settings, transport, queue, reporter, encoder.body, burial=burial)
+        #: True once ``Drain.resend`` queued an already encoded part: prepare()
+        #: then looks for them (no cost per batch before that).
+        self.resending = False
         self._framing = _linear_framing(encoder.body_size)
         self._reset()
 
@@ -162,7 +170,15 @@ class Worker:
     def prepare(self, lot: Lot, items: list[Any]) -> list[list[Piece]]:
         """Encode records (through the preset's mapping) and cut them into
         batches whose bodies stay within ``batch_bytes``. Records the preset
-        calls unsendable are settled ``rejected`` here."""
+        calls unsendable are settled ``rejected`` here, and records older than
+        ``max_age`` ``expired``."""
+        if self._s.max_age:
+            items = self._unexpired(lot, items)
+        resent: list[Piece] = []
+        if self.resending:
+            items, resent = _resent(items)
+        if not items:
+            return self._cut(resent)
         fast = None
         # A record charged above max_record_bytes will be shortened: its chunk
         # would not fit, so the chunked fast paths are not tried for nothing.
@@ -171,7 +187,7 @@ class Worker:
             if fast is None and self._mapper is not None:
                 fast = self._mapper.chunks(items)
         if fast is not None:  # the usual case: chunks of records
-            return self._cut([(n, part, len(part)) for n, part in fast])
+            return self._cut([(n, part, len(part)) for n, part in fast] + resent)
         pieces: list[Piece] = []
         truncated = 0
         unsendable: list[str] = []
@@ -185,7 +201,7 @@ class Worker:
             prefix = uuid.uuid4().hex[:16] if self._s.preset.uses_record_id else ""
             quick = self._mapper.parts(items, prefix)
             if quick is not None:
-                return self._cut(quick)
+                return self._cut(quick + resent)
             part = self._mapper.part
             for i, item in enumerate(items):
                 try:
@@ -209,7 +225,25 @@ class Worker:
                 f"(preset {self._s.preset.name!r}): {unsendable[0]}",
             )
             self._queue.settle(lot, len(unsendable), "rejected")
-        return self._cut(pieces)
+        return self._cut(pieces + resent)
+
+    def _unexpired(self, lot: Lot, items: list[Any]) -> list[Any]:
+        """``items`` without the records older than ``max_age`` (by their own
+        time), which are settled ``expired``."""
+        cutoff = time.time() - self._s.max_age  # the records' own times: epoch seconds
+        kept = []
+        for item in items:
+            created = item_created(item)
+            if created is None or created >= cutoff:
+                kept.append(item)
+        expired = len(items) - len(kept)
+        if expired:
+            self._queue.settle(lot, expired, "expired", batch_done=False)
+            self._reporter.warn(
+                "expired",
+                f"{expired} record(s) older than max_age={self._s.max_age:g}s were not sent",
+            )
+        return kept
 
     def _cut(self, pieces: list[Piece]) -> list[list[Piece]]:
         """Group pieces into batches within ``batch_bytes`` (the framing
@@ -262,6 +296,20 @@ def _exact(data: bytes) -> bytes:
     if type(data) is bytes and len(data) > _EXACT_ABOVE:
         return memoryview(data).tobytes()
     return data
+
+
+def _resent(items: list[Any]) -> tuple[list[Any], list[Piece]]:
+    """(the other items, the pieces of the ``RESEND`` items among ``items``)."""
+    others: list[Any] = []
+    pieces: list[Piece] = []
+    for item in items:
+        if type(item) is tuple and item[0] == RESEND:
+            part = item[1]
+            size = len(part[0]) + len(part[1]) if type(part) is tuple else len(part)
+            pieces.append((1, part, size))
+        else:
+            others.append(item)
+    return others, pieces
 
 
 def _linear_framing(body_size: Any) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ import difflib
 import importlib
 import json
 import math
+import os
 import re
 import signal
 import ssl
@@ -92,6 +93,41 @@ def _as_float(name: str, value: Any) -> float:
     if not math.isfinite(result):
         raise ConfigError(name, f"{value!r} is not a finite number", "give a finite number")
     return result
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_FIX = "give seconds such as 64800, or a duration such as '18h', '7d'; 0 turns it off"
+
+
+def as_duration(name: str, value: Any) -> float:
+    """Seconds: a number, or a number with a unit ``s``/``m``/``h``/``d``;
+    never negative (0 turns the setting off)."""
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match:
+            value = float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    try:
+        seconds = _as_float(name, value)
+    except ConfigError:
+        raise ConfigError(name, f"{value!r} is not a duration", _DURATION_FIX) from None
+    if seconds < 0:
+        raise ConfigError(name, f"{value!r} is negative", _DURATION_FIX)
+    return seconds
+
+
+def _as_path(name: str, value: Any) -> str | None:
+    """A file path (str or os.PathLike); None or empty: not set."""
+    if value is None:
+        return None
+    if not isinstance(value, str) and hasattr(value, "__fspath__"):
+        value = value.__fspath__()
+    text = _as_opt_str(name, value)
+    if text is None:
+        return None
+    if CONTROL.search(text):
+        raise ConfigError(name, f"{text!r} holds a control character", "give a plain file path")
+    return os.path.expanduser(text)
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -371,6 +407,9 @@ def _as_preset(name: str, value: Any) -> Preset:
 _SPECIAL: dict[str, Callable[[str, Any], Any]] = {
     "preset": _as_preset,
     "max_buffer_bytes": _as_size,
+    "dead_letter_max_bytes": _as_size,
+    "dead_letter": _as_path,
+    "max_age": as_duration,
     "url": _as_url,
     "token": _as_token,
     "headers": _as_headers,

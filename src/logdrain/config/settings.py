@@ -44,6 +44,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 DEFAULT_CRASH_TIMEOUT = 3.0
 DEFAULT_WARN_INTERVAL = 10.0
 DEFAULT_BATCH_ID_HEADER = "X-Logdrain-Batch-Id"
+DEFAULT_DEAD_LETTER_MAX_BYTES = 64 * 1024 * 1024  # every part of the dead-letter file
 
 MASK = "***"
 
@@ -113,6 +114,10 @@ class Settings:
     envelope_required: tuple[str, ...] = ()
     record_key: str | None = None
     record_as_string: bool = False
+    # -- what is not sent now: expiry and the dead-letter file (docs/durability.md) --
+    max_age: float = 0.0  # seconds; a record older than this when taken is not sent (0: off)
+    dead_letter: str | None = None  # path of the dead-letter file (None: none)
+    dead_letter_max_bytes: int = DEFAULT_DEAD_LETTER_MAX_BYTES
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]

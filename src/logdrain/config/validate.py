@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
+import os
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
@@ -158,12 +159,48 @@ def validate(s: Settings) -> None:
         )
     _validate_network(s)
     _validate_shaping(s)
+    _validate_dead_letter(s)
     check_header_name("batch_id_header", s.batch_id_header, "X-Batch-Id")
     if s.batch_id_header.lower() in RESERVED_HEADERS:
         raise ConfigError(
             "batch_id_header",
             f"{s.batch_id_header!r} is a header logdrain or HTTP sets itself",
             "use a header of your own, e.g. 'X-Batch-Id'",
+        )
+
+
+#: The dead-letter file's smallest cap: four parts of a few entries each.
+MIN_DEAD_LETTER_BYTES = 4096
+
+
+def _validate_dead_letter(s: Settings) -> None:
+    if s.dead_letter_max_bytes < MIN_DEAD_LETTER_BYTES:
+        raise ConfigError(
+            "dead_letter_max_bytes",
+            f"{s.dead_letter_max_bytes} is below {MIN_DEAD_LETTER_BYTES}",
+            "give a size such as '64MiB' (the default)",
+        )
+    if s.dead_letter is None:
+        return
+    path = os.path.abspath(os.path.expanduser(s.dead_letter))
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise ConfigError(
+            "dead_letter",
+            f"{s.dead_letter!r} is a directory",
+            f"give a file path in it, e.g. {os.path.join(s.dead_letter, 'dead-letter.jsonl')!r}",
+        )
+    if not os.path.isdir(parent):
+        raise ConfigError(
+            "dead_letter",
+            f"the directory {parent!r} does not exist",
+            "create it, or give a path in an existing directory",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            "dead_letter",
+            f"the directory {parent!r} is not writable by this process",
+            "give a path in a directory this process may write",
         )
 
 

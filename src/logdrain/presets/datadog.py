@@ -49,6 +49,9 @@ DEFAULT_SITE = "datadoghq.com"
 MAX_ENTRIES = 1000
 BATCH_BYTES = 4_750_000  # 5 MB per payload, uncompressed
 MAX_RECORD_BYTES = 950_000  # 1 MB per log
+#: Datadog refuses a log dated more than 18 h in the past; logdrain stops
+#: sending one 10 minutes earlier (room for retries and clock skew).
+MAX_AGE = 18 * 3600 - 600
 
 #: Datadog's status values; a level name among them is kept as it is.
 _STATUSES = frozenset(
@@ -255,6 +258,7 @@ PRESET = Preset(
         "batch_size": MAX_ENTRIES,
         "batch_bytes": BATCH_BYTES,
         "max_record_bytes": MAX_RECORD_BYTES,
+        "max_age": MAX_AGE,
     },
     path=PATH,
     url=_url,

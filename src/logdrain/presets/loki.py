@@ -54,6 +54,9 @@ MAX_TENANT_LENGTH = 150
 #: Loki's max_line_size (256 KB, datasize: KiB) and promtail's batch size.
 MAX_LINE_SIZE = 256 * 1024
 BATCH_BYTES = 1024 * 1024
+#: Loki refuses samples older than reject_old_samples_max_age (default 1 week);
+#: logdrain stops sending one 10 minutes earlier (retries, clock skew).
+MAX_AGE = 7 * 86400 - 600
 DEFAULT_LABEL_KEYS: tuple[str, ...] = ("level",)
 #: The label set of a record that has none (Loki refuses a stream without
 #: labels): Loki 3's own name for a service it cannot tell.
@@ -396,7 +399,11 @@ PRESET = Preset(
     classify=classify,
     record=record,
     bind=bind,
-    defaults={"batch_bytes": BATCH_BYTES, "max_record_bytes": MAX_LINE_SIZE - 1024},
+    defaults={
+        "batch_bytes": BATCH_BYTES,
+        "max_record_bytes": MAX_LINE_SIZE - 1024,
+        "max_age": MAX_AGE,
+    },
     path=PUSH_PATH,
     options=OPTIONS,
     headers=headers,
