@@ -26,7 +26,7 @@ _plain_formatter = logging.Formatter()
 
 #: Tags of the cheap queue items, ``(tag, mapping, extra)`` tuples, that the
 #: front ends enqueue (see :func:`stdlib_item` and ``DrainProcessor``).
-STDLIB = 1  # (STDLIB, copy of LogRecord.__dict__, formatted message)
+STDLIB = 1  # (STDLIB, copy of LogRecord.__dict__, formatted message); the lowest tag
 EVENT = 2  # (EVENT, copy of a structlog event dict, time.time() on the caller's thread)
 #: (RESEND, part, the record's time): a record as it was sent once, sent again
 #: as it is (``logdrain replay``); the part is JSON bytes, or (key, JSON bytes).

@@ -17,6 +17,8 @@ exit hook) stops them within its deadline.
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import threading
 import time
 import uuid
@@ -29,7 +31,7 @@ from .encode import Encoder
 from .mapping import Mapper, Piece, item_created
 from .presets import Unsendable
 from .queue import Lot, RecordQueue
-from .records import RESEND
+from .records import RESEND, STDLIB
 from .report import Reporter
 from .shipping import Shipper, safe_text
 from .transport import Transport
@@ -231,6 +233,10 @@ class Worker:
         """``items`` without the records older than ``max_age`` (by their own
         time), which are settled ``expired``."""
         cutoff = time.time() - self._s.max_age  # the records' own times: epoch seconds
+        # The usual batch: stdlib records (the lowest tag), none expired; in C-level loops.
+        with contextlib.suppress(Exception):  # another kind of item, or a strange created
+            if max(map(_tag, items)) == STDLIB and min(map(_created, map(_attrs, items))) >= cutoff:
+                return items
         kept = []
         for item in items:
             created = item_created(item)
@@ -296,6 +302,11 @@ def _exact(data: bytes) -> bytes:
     if type(data) is bytes and len(data) > _EXACT_ABOVE:
         return memoryview(data).tobytes()
     return data
+
+
+_tag = operator.itemgetter(0)  # a tuple item's tag (KeyError for a mapping)
+_attrs = operator.itemgetter(1)
+_created = operator.itemgetter("created")
 
 
 def _resent(items: list[Any]) -> tuple[list[Any], list[Piece]]:
