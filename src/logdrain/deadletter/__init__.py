@@ -5,8 +5,9 @@ The beanstalkd lesson: a record rejected for good, failed after its retries or
 ``logdrain replay`` can send it again. This package is the storage only.
 
 Modules: ``_format`` (the file format and its version marker: the header, one
-JSON line per entry, the tolerant reader), ``_files`` (the operating system's
-part: locks on POSIX and Windows, files opened 0600, whole writes), ``_store``
+JSON line per entry, the tolerant reader), ``logdrain._files`` (the operating
+system's part, shared with the spool: locks on POSIX and Windows, files opened
+0600, whole writes), ``_store``
 (:class:`DeadLetter`: bury, rotation into parts under a size cap, the locking
 around them, fork safety, and the :class:`Claim` of a part for replay).
 """

@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .._files import pread, write_all
 from ..errors import LogdrainError
 from ..jsonsafe import clean, fix_surrogates, to_jsonable
-from ._files import pread, write_all
 
 VERSION = 1
 MARKER = "logdrain_dead_letter"

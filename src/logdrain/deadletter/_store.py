@@ -38,9 +38,9 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 
+from .._files import open_private, pread, try_lock, unlock, write_all
 from ..errors import ConfigError
 from ..jsonsafe import describe
-from ._files import open_private, pread, try_lock, unlock, write_all
 from ._format import Buried, count_entries, entry_line, header_end, read
 
 PARTS = 4  # the live file is rotated at max_bytes / PARTS

@@ -1,8 +1,9 @@
-"""The operating system's part of the dead-letter file: locks, modes, whole writes.
+"""The operating system's part of the on-disk stores (the dead-letter file, the
+spool): locks, modes, whole writes.
 
 Modes: files are created 0600; an existing one readable by others is tightened
-(it holds records), never loosened. No fsync: an entry survives its process,
-not a power cut.
+(it holds records), never loosened. No fsync here: an entry survives its
+process, not a power cut (the spool's ``fsync`` setting is SQLite's).
 
 Locks: ``flock`` on POSIX. On Windows (untested) they are ``msvcrt.locking`` on
 a byte past the data, as those locks are mandatory; modes mean little there:
