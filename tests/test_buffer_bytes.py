@@ -554,3 +554,19 @@ def test_max_buffer_bytes_from_the_environment_and_dictconfig(
     finally:
         logging.getLogger("test.buffer_bytes.dictconfig").handlers.clear()
         handler.close()
+
+
+def test_a_crash_record_is_charged_its_size_and_reduced() -> None:
+    """An uncaught exception's record (the exit/crash hooks) is charged like a
+    handler's: a huge exception message is cut, and what stays is counted."""
+    from logdrain import lifecycle
+
+    drain = Drain(URL, flush_interval=3600, crash_timeout=0, max_record_bytes=64 * 1024)
+    try:
+        huge = ValueError("x" * 2_000_000)
+        lifecycle._ship_crash(ValueError, huge, None, "worker-1")
+        stats = drain.stats()
+        assert stats.queued == 1
+        assert 64 * 1024 < stats.queued_bytes < 3 * 64 * 1024
+    finally:
+        drain.close(0)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .records import snapshot
+from .sizing import stdlib_charge
 
 if TYPE_CHECKING:
     from .drain import Drain
@@ -134,8 +135,11 @@ def _ship_crash(
     )
     record.exc_text = text
     record.threadName = thread_name
-    for drain in drains:
-        drain.enqueue(snapshot(record))
+    for drain in drains:  # charged what it holds: a deep traceback may be large
+        snap = snapshot(record)
+        limit = drain.settings.max_record_bytes
+        size, snap["message"] = stdlib_charge(snap, snap["message"], limit)
+        drain.enqueue(snap, size)
     budget = min(d.settings.crash_timeout for d in drains)
     deadline = time.monotonic() + budget
     for drain in drains:
