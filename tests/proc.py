@@ -1,4 +1,5 @@
-"""Run a snippet of Python in a real subprocess with logdrain importable."""
+"""Run a snippet of Python, or the ``logdrain`` command, in a real subprocess
+with logdrain importable."""
 
 from __future__ import annotations
 
@@ -39,3 +40,29 @@ def run(code: str, timeout: float = 120.0, **env: str) -> subprocess.CompletedPr
         out, err = proc.communicate()
         raise AssertionError(f"child did not finish within {timeout}s\n{out}\n{err}") from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+#: Variables that would change a child's network or output: a developer's
+#: proxy, CA bundle or NO_COLOR (kept only when passed explicitly).
+_UNSET_IN_CHILD = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, timeout: float = 120.0, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m logdrain ARGS`` in a fresh interpreter, with no proxy, CA
+    bundle or NO_COLOR variable of the developer's (``env`` adds some back)."""
+    base = child_env()
+    for name in list(base):
+        if name.lower().endswith("_proxy") or name in (*_UNSET_IN_CHILD, "NO_COLOR"):
+            del base[name]
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "logdrain", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=timeout,
+        check=False,
+    )

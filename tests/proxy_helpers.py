@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -199,3 +200,48 @@ def ship(url: str, n: int = 1, **options: Any) -> logdrain.DrainStats:
     stats = drain.stats()
     assert stats.balanced, stats
     return stats
+
+
+class FixedProxy:
+    """A "proxy" on 127.0.0.1 that answers every request with the same head
+    (``status`` and ``headers``), as a proxy that wants NTLM, or forbids a
+    host, does; it records the request heads it read."""
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+        self._answer = (head + "Content-Length: 0\r\nConnection: close\r\n\r\n").encode()
+        self.heads: list[bytes] = []
+        self._sock = socket.create_server((HOST, 0))
+        self.port = int(self._sock.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed by stop()
+            with conn:
+                data = b""
+                with contextlib.suppress(OSError):
+                    conn.settimeout(10)
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    self.heads.append(data)
+                    conn.sendall(self._answer)
+
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def __enter__(self) -> FixedProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() on Linux
+        self._sock.close()
+        self._thread.join(5)

@@ -174,6 +174,13 @@ class DeadLetter:
             raise
         return claim
 
+    def reclaim(self) -> int:
+        """Put back the claims left by processes that are gone (a replay that
+        crashed): how many. :meth:`claim` does it too, first."""
+        with self._locked():
+            claims = self._scan()[1]
+            return sum(self._reclaim(name, self._part(seq)) for seq, name in sorted(claims.items()))
+
     def paths(self) -> list[str]:
         """The files of the live set, oldest first (claims are out of it)."""
         parts = self._scan()[0]

@@ -87,6 +87,7 @@ class Loki(Dialect):
     (413 as if the body were above ``limit``, default its size - 1),
     ``blocked`` (a blocked tenant: ``status``, default 260, ``until`` an
     RFC 3339 time; nothing stored, and status 200 is answered 204).
+    ``GET /ready`` (the readiness probe) answers 200 ``ready``.
     """
 
     name = "loki"
@@ -136,6 +137,8 @@ class Loki(Dialect):
     # ------------------------------------------------------------------ request level
 
     def check(self, request: Request) -> Answer | Batch:
+        if request.path == "/ready" and request.method == "GET":
+            return text_answer(200, "ready")  # the readiness probe (``logdrain doctor``'s)
         if request.path != PUSH_PATH:
             return text_answer(404, "404 page not found")
         if request.method != "POST":

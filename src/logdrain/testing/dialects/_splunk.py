@@ -28,6 +28,8 @@ from ._base import Answer, Batch, Dialect, Play, Request, json_answer, text_answ
 #: (1 MB on Splunk Cloud Platform and before 7.x).
 MAX_CONTENT_LENGTH = 838_860_800
 
+#: The health endpoint: 200 with code 17 "HEC is healthy" (no token needed).
+HEALTH_PATH = "/services/collector/health"
 EVENT_PATHS = ("/services/collector", "/services/collector/event", "/services/collector/event/1.0")
 
 #: HEC status codes: code -> (HTTP status, text), from Splunk's "Troubleshoot
@@ -93,7 +95,8 @@ class SplunkHEC(Dialect):
     (``number``, default 0, and ``code``, default 6: that event of the
     request (the last one if it has fewer) is refused as invalid, with
     ``invalid-event-number``; the events before it are stored, it and the
-    rest are not).  Any other answer:
+    rest are not).  ``GET /services/collector/health`` answers code 17
+    "HEC is healthy" without a token.  Any other answer:
     :meth:`~logdrain.testing.Collector.script`.
     """
 
@@ -131,6 +134,8 @@ class SplunkHEC(Dialect):
 
     def check(self, request: Request) -> Answer | Batch:
         path = request.path.rstrip("/") or "/"
+        if path == HEALTH_PATH and request.method == "GET":
+            return hec_answer(17)  # no token needed (``logdrain doctor``'s probe)
         if path not in EVENT_PATHS or request.method != "POST":
             return json_answer(
                 404, {"text": "The requested URL was not found on this server.", "code": 404}
