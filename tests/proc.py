@@ -30,6 +30,19 @@ def start(code: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
+def start_piped(code: str, *args: str) -> subprocess.Popen[str]:
+    """Start ``code`` with ``args`` (its ``sys.argv[1:]``), stdin, stdout and
+    stderr piped: for a child driven line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=child_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def run(code: str, timeout: float = 120.0, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` to completion (killed after ``timeout`` as a safety cap)."""
     proc = start(code, **env)

@@ -13,7 +13,6 @@ import os
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from logdrain.deadletter import (
     read,
 )
 
-from .proc import child_env
+from .proc import start_piped
 
 pytestmark = pytest.mark.timeout(120)
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and signals")
@@ -63,17 +62,6 @@ def everything(dl: DeadLetter) -> tuple[list[Buried], int]:
 
 def total_bytes(dl: DeadLetter) -> int:
     return sum(os.path.getsize(p) for p in dl.paths())
-
-
-def start(code: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=child_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def finish(proc: subprocess.Popen[str], stdin: str | None = None) -> str:
@@ -274,7 +262,7 @@ print(json.dumps({"written": sum(written), "removed": dl.removed, "failed": dl.f
 
 def test_processes_and_threads_never_interleave_or_lose_lines(tmp_path: Path) -> None:
     path = str(tmp_path / "dead.jsonl")
-    procs = [start(WRITER, path, str(w)) for w in range(4)]
+    procs = [start_piped(WRITER, path, str(w)) for w in range(4)]
     for proc in procs:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
@@ -324,7 +312,7 @@ print(json.dumps([1, dl.removed, dl.failed]))
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_forked_children_have_their_own_locks(tmp_path: Path) -> None:
     path = str(tmp_path / "dead.jsonl")
-    out = finish(start(FORKS, path))
+    out = finish(start_piped(FORKS, path))
     counts = [json.loads(line) for line in out.splitlines()]
     assert len(counts) == 4
     assert sum(c[2] for c in counts) == 0
@@ -463,7 +451,7 @@ os._exit(0)  # a replay that crashed: no done, no release
 
 def test_a_claim_lives_while_its_process_does_and_is_reclaimed_after(tmp_path: Path) -> None:
     dl = filled(tmp_path)
-    child = start(CLAIMER, dl.path)
+    child = start_piped(CLAIMER, dl.path)
     assert child.stdout is not None
     theirs = json.loads(child.stdout.readline())
     assert theirs == list(range(len(theirs)))
@@ -484,7 +472,7 @@ def test_a_claim_lives_while_its_process_does_and_is_reclaimed_after(tmp_path: P
 def test_a_dead_claim_of_the_live_file_is_reclaimed(tmp_path: Path) -> None:
     dl = DeadLetter(tmp_path / "dead.jsonl")
     dl.bury([entry({"i": i}) for i in range(5)])
-    child = start(CLAIMER, dl.path)
+    child = start_piped(CLAIMER, dl.path)
     assert child.stdout is not None
     assert json.loads(child.stdout.readline()) == [0, 1, 2, 3, 4]
     assert dl.bury([entry({"i": 5})]) == 1  # into a new live file
@@ -576,7 +564,7 @@ sys.stdin.readline()
 @POSIX
 def test_a_lock_held_elsewhere_too_long_fails_the_entries_not_the_caller(tmp_path: Path) -> None:
     dl = DeadLetter(tmp_path / "dead.jsonl", lock_timeout=0.2)
-    holder = start(HOLDER, dl.path + ".lock")  # a stuck process, say
+    holder = start_piped(HOLDER, dl.path + ".lock")  # a stuck process, say
     assert holder.stdout is not None
     assert holder.stdout.readline() == "holding\n"
     assert dl.bury([entry(1), entry(2)]) == 0

@@ -17,7 +17,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pytest
 from logdrain.report import Reporter
 from logdrain.spool import MARKER, MIN_BYTES, RowId, Spool, Spooled
 
-from .proc import child_env, run
+from .proc import run, start_piped
 
 pytestmark = pytest.mark.timeout(180)
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and signals")
@@ -57,17 +56,6 @@ def parts(directory: Path) -> list[str]:
 
 def dir_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.iterdir() if p.name.startswith("part-"))
-
-
-def start(code: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=child_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def say(proc: subprocess.Popen[str], line: str) -> str:
@@ -268,7 +256,7 @@ def test_kill_9_mid_put_loses_nothing_written_and_corrupts_nothing(
     tmp_path: Path, fsync: str
 ) -> None:
     for round_ in range(3):
-        proc = start(PUTTER, str(tmp_path), fsync)
+        proc = start_piped(PUTTER, str(tmp_path), fsync)
         assert proc.stdout is not None
         line, reported = "", 0
         target = 2000 * (round_ + 1)
@@ -340,7 +328,8 @@ for line in sys.stdin:
 def test_live_processes_never_adopt_each_other_and_a_dead_ones_part_is_adopted(
     tmp_path: Path,
 ) -> None:
-    one, two = start(LIVE, str(tmp_path), "one", "300"), start(LIVE, str(tmp_path), "two", "200")
+    one = start_piped(LIVE, str(tmp_path), "one", "300")
+    two = start_piped(LIVE, str(tmp_path), "two", "200")
     try:
         for proc in (one, two):
             assert proc.stdout is not None
