@@ -617,3 +617,19 @@ def test_long_outage_holds_later_batches_back(collector: Collector) -> None:
     assert stats.failed == 10
     assert stats.dropped_closed == 40
     assert stats.balanced
+
+
+def test_observe_sees_every_answer_and_error_before_the_verdict() -> None:
+    seen: list[Any] = []
+    with Collector() as collector:
+        collector.script(503, times=1, body=b"busy")
+        with Drain(collector.url, backoff_initial=0.01, backoff_max=0.02, flush_interval=0.05,
+                   capture_crashes=False) as drain:  # fmt: skip
+            drain.observe(seen.append)
+            drain.submit({"message": "m"})
+            assert drain.flush(30)
+            drain.observe(None)
+            drain.submit({"message": "unobserved"})
+            assert drain.flush(30)
+    assert [answer.status for answer in seen] == [503, 200]
+    assert seen[0].body.startswith(b"busy")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -131,6 +131,14 @@ class Drain:
         self._worker.resending = True
         size = len(part[0]) + len(part[1]) if type(part) is tuple else len(part)
         return self.enqueue((RESEND, part, created), max(SMALL, size))
+
+    def observe(self, callback: Callable[[Any], None] | None) -> None:
+        """Call ``callback`` with every answer this drain's requests read (an
+        ``Answer``: status, headers, the start of the body) and every error an
+        attempt raises (a ``DeliveryError``), on the sender thread, before the
+        preset judges it; None stops. For diagnostics (``logdrain doctor``):
+        the callback must be quick and must not raise."""
+        self._transport.observer = callback
 
     # -- waiting --
 

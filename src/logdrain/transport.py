@@ -140,6 +140,9 @@ class Transport:
         self._gzip = settings.compress.strip().lower() == "gzip"
         self._pace_lock = threading.Lock()
         self._next_request = 0.0  # the preset's min_interval between requests
+        #: Called with each answer read, and each error an attempt raises, on
+        #: the sender thread (diagnostics: ``Drain.observe``); must not raise.
+        self.observer: Callable[[Answer | BaseException], None] | None = None
         self.session = self._new_session()
 
     def _new_session(self) -> requests.Session:
@@ -251,13 +254,19 @@ class Transport:
         try:
             try:
                 response = self._post(body, batch_id, auth, total)
-                return self._read_answer(response)
-            except (TransientError, PermanentError):
+                answer = self._read_answer(response)
+            except (TransientError, PermanentError) as exc:
                 # Whatever the cut socket looked like (a reset, a TLS error),
                 # an attempt the deadline ended is a transient failure.
-                if attempt.expired:
-                    raise self._expired(total) from None
-                raise
+                error = self._expired(total) if attempt.expired else exc
+                if self.observer is not None:
+                    self.observer(error)
+                if error is exc:
+                    raise
+                raise error from None
+            if self.observer is not None:
+                self.observer(answer)
+            return answer
         finally:
             self._watchdog.end(attempt)
 

@@ -124,26 +124,17 @@ def check_probe(s: Settings, seen: Seen) -> Check:
 
 
 def _watch(drain: Drain, seen: Seen) -> None:
-    """Note every answer and error of the drain's transport (the verdict
+    """Note every answer and error of the drain's requests (the verdict
     itself stays the preset's, applied by the real pipeline)."""
-    transport: Any = drain._transport
-    read_answer, post_once = transport._read_answer, transport.post_once
 
-    def reading(response: Any) -> Answer:
-        answer: Answer = read_answer(response)
-        seen.answers.append(answer)
-        seen.date = answer.headers.get("Date") or seen.date
-        return answer
+    def note(what: Any) -> None:
+        if isinstance(what, BaseException):
+            seen.errors.append(what)
+        else:
+            seen.answers.append(what)
+            seen.date = what.headers.get("Date") or seen.date
 
-    def posting(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return post_once(*args, **kwargs)
-        except BaseException as exc:
-            seen.errors.append(exc)
-            raise
-
-    transport._read_answer = reading
-    transport.post_once = posting
+    drain.observe(note)
 
 
 def check_record(explicit: dict[str, Any], s: Settings, seen: Seen) -> Check:
