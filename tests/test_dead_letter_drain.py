@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import logdrain
-from logdrain.deadletter import read
+from logdrain.deadletter import DeadLetter, read
 from logdrain.testing import Collector
 from logdrain.testing.dialects import Elasticsearch, Loki, StrictCollector
 
@@ -35,7 +35,12 @@ def dead_port() -> int:
 
 
 def entries(path: Path) -> list[Any]:
-    return list(read(path))
+    """Every entry of the dead-letter set at ``path`` (its parts, then the live file)."""
+    dead = DeadLetter(path)
+    try:
+        return [entry for name in dead.paths() for entry in read(name)]
+    finally:
+        dead.close()
 
 
 def test_rejected_records_are_buried_with_the_collectors_reason(tmp_path: Path) -> None:
@@ -204,3 +209,31 @@ def test_resent_and_new_records_share_a_batch(tmp_path: Path) -> None:
             assert drain.stats().delivered == 3
         messages = sorted(r["message"] for r in collector.records)
     assert messages == ["new", "new again", "old"]
+
+
+def test_the_cap_removes_the_oldest_part_and_says_so(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "dead.jsonl"
+    with Collector() as collector:
+        collector.script(400, times=40)
+        drain = logdrain.Drain(
+            collector.url,
+            dead_letter=str(path),
+            dead_letter_max_bytes=8192,
+            batch_size=1,
+            concurrency=1,
+            **FAST,
+        )
+        with drain:
+            for n in range(40):
+                drain.submit({"message": "x" * 200, "n": n})
+            assert drain.flush(60)
+            stats = drain.stats()
+    assert (stats.rejected, stats.dead_lettered) == (40, 40)
+    left = entries(path)
+    assert 0 < len(left) < 40
+    assert left[-1].record["n"] == 39  # the newest are kept
+    total = sum(p.stat().st_size for p in tmp_path.iterdir() if p.name.startswith("dead.jsonl"))
+    assert total <= 8192 + 1024
+    assert "was removed to stay within dead_letter_max_bytes=8192" in capfd.readouterr().err

@@ -52,6 +52,7 @@ class Burial:
         self._lock = threading.Lock()
         self._buried = 0
         self._seen_failed = 0
+        self._seen_removed = 0
 
     @property
     def buried(self) -> int:
@@ -98,6 +99,16 @@ class Burial:
             failed = self._file.failed
             fresh = failed - self._seen_failed
             self._seen_failed = failed
+            removed = self._file.removed
+            gone = removed - self._seen_removed
+            self._seen_removed = removed
+        if gone:
+            self._reporter.warn(
+                "dead_letter_cap",
+                f"dead_letter: the oldest part of {self._file.path} was removed to stay within "
+                f"dead_letter_max_bytes={self._file.max_bytes}: {gone} buried record(s) gone, "
+                f"{removed} in total",
+            )
         if fresh:
             self._reporter.warn(
                 "dead_letter",
