@@ -18,7 +18,9 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +32,23 @@ from .proc import run, start_piped
 pytestmark = pytest.mark.timeout(180)
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and signals")
 CAP = 8 * MIN_BYTES
+
+
+@pytest.fixture(autouse=True)
+def _spools_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Spool a test makes is closed after it (kept alive until then): an
+    unclosed SQLite connection is a ResourceWarning from Python 3.13 on."""
+    made: list[Spool] = []
+    init = Spool.__init__
+
+    def tracked(self: Spool, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Spool, "__init__", tracked)
+    yield
+    for spool in made:
+        spool.close()
 
 
 def piece(i: int, size: int = 300, key: bytes | None = None, count: int = 1) -> Spooled:
