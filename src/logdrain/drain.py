@@ -21,6 +21,7 @@ from .queue import RecordQueue
 from .records import RESEND, level_number
 from .report import Reporter, write_stderr
 from .sizing import SMALL, charge
+from .spooling import SpoolLink
 from .stats import DrainStats
 from .transport import Transport
 from .worker import Worker
@@ -63,6 +64,7 @@ class Drain:
         if warning:
             write_stderr(warning)
         self._burial = _burial(settings, self._reporter)
+        self._spool = _spool(settings, self._queue, self._reporter)
         self._worker = Worker(
             settings,
             self._queue,
@@ -70,6 +72,7 @@ class Drain:
             self._transport,
             self._reporter,
             burial=self._burial,
+            spool=self._spool,
         )
         # Reentrant: a signal handler may close (or log) while this thread
         # is inside close() already.
@@ -144,8 +147,9 @@ class Drain:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record submitted before this call is delivered or
-        finally accounted for; at most ``timeout`` seconds (default:
-        ``flush_timeout``). True when everything was accounted for in time."""
+        finally accounted for (with ``spool_dir``: or on disk); at most
+        ``timeout`` seconds (default: ``flush_timeout``). True when everything
+        was accounted for in time."""
         timeout = self.settings.flush_timeout if timeout is None else timeout
         deadline = time.monotonic() + max(0.0, timeout)
         target = self._queue.mark()
@@ -163,7 +167,9 @@ class Drain:
         """Stop accepting records, deliver what is pending within ``timeout``
         seconds (default: ``shutdown_timeout``), then release threads and
         connections. What could not be delivered by then is counted as
-        ``dropped_closed`` and reported in one stderr line. Idempotent;
+        ``dropped_closed`` and reported in one stderr line; with ``spool_dir``,
+        what is still pending near the deadline is written to disk instead
+        (counted ``spooled``: kept, not lost) and the line says so. Idempotent;
         returns by the deadline, True when nothing was left undelivered for
         lack of time.
 
@@ -198,6 +204,8 @@ class Drain:
                 return
             self._closing = True
             self._close_target = self._queue.mark()
+            if self._spool is not None:  # the senders' end, leaving time to write the rest
+                deadline -= spool_reserve(deadline - time.monotonic())
             self._transport.deadline = deadline
             self._queue.close()
 
@@ -218,8 +226,17 @@ class Drain:
         complete = complete and not abandoned
         if self._burial is not None:
             self._burial.file.close()
+        if self._spool is not None:
+            self._spool.close()  # parts with rows stay, for the next start to deliver
         stats = self._queue.snapshot()
         lost = stats.lost
+        if stats.spooled and self._spool is not None:
+            self._reporter.warn(
+                "close",
+                f"closed: {stats.spooled} record(s) not yet delivered are kept on disk in "
+                f"{self._spool.directory}; the next start delivers them",
+                force=True,
+            )
         if abandoned or lost:
             cut = f"{abandoned} record(s) undelivered at the close deadline; " if abandoned else ""
             kept = (
@@ -227,12 +244,14 @@ class Drain:
                 if self._burial is not None and stats.dead_lettered
                 else ""
             )
+            inflow = f" + {stats.recovered} recovered" if stats.recovered else ""
+            torn = f"; {stats.torn} found torn on disk" if stats.torn else ""
             self._reporter.warn(
                 "close",
-                f"closed: {cut}not delivered in total: {lost} of {stats.submitted} "
+                f"closed: {cut}not delivered in total: {lost} of {stats.submitted}{inflow} "
                 f"(queue full {stats.dropped_overflow}, after close {stats.dropped_closed}, "
                 f"rejected {stats.rejected}, failed {stats.failed}, expired {stats.expired})"
-                f"{kept}",
+                f"{kept}{torn}",
                 force=True,
             )
         return complete
@@ -276,6 +295,25 @@ def _take_bytes(settings: Settings) -> int:
     queue keeps the rest (a take is one record at least)."""
     body = max(settings.batch_bytes, settings.batch_size * SMALL)
     return min(body, settings.max_buffer_bytes // (8 * settings.concurrency))
+
+
+def spool_reserve(remaining: float) -> float:
+    """The share of a close deadline kept for writing what is still pending to
+    the spool: a quarter of it, between 0.1 and 1 second."""
+    return min(1.0, max(0.1, remaining / 4)) if remaining > 0 else 0.0
+
+
+def _spool(settings: Settings, queue: RecordQueue, reporter: Reporter) -> SpoolLink | None:
+    """The spool of ``settings`` (None: none). Nothing on disk is touched here:
+    the senders open the directory on their first write or look."""
+    if settings.spool_dir is None:
+        return None
+    from .spool import Spool  # noqa: PLC0415 - sqlite3 loads only with a spool
+
+    spool = Spool(
+        settings.spool_dir, settings.spool_max_bytes, fsync=settings.spool_fsync, reporter=reporter
+    )
+    return SpoolLink(spool, queue)
 
 
 def _burial(settings: Settings, reporter: Reporter) -> Burial | None:

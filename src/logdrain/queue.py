@@ -37,13 +37,13 @@ UNBOUNDED = 1 << 62
 #: Copies of a record alive at once while a sender encodes and shortens it.
 _ENCODING_COPIES = 4
 
-Outcome = Literal["delivered", "rejected", "failed", "dropped_closed", "expired"]
+Outcome = Literal["delivered", "rejected", "failed", "dropped_closed", "expired", "spooled"]
 
 
 class Lot:
     """Records taken from the queue together; settled, possibly in parts, later."""
 
-    __slots__ = ("abandoned", "charge", "first_seq", "largest", "nbytes", "remaining")
+    __slots__ = ("abandoned", "charge", "disk", "first_seq", "largest", "nbytes", "remaining")
 
     def __init__(
         self, first_seq: int, size: int, charge: int = 0, largest: int = 0, body: int = 0
@@ -51,6 +51,9 @@ class Lot:
         self.first_seq = first_seq
         self.remaining = size
         self.abandoned = False
+        #: A lot of rows read back from the spool: its outcomes are tallied
+        #: here (the ledger moves when the rows are acknowledged); None: a take.
+        self.disk: dict[str, int] | None = None
         self.charge = charge  # what its records were charged in the queue
         self.largest = largest  # the largest charge of one of them
         # In-flight bytes it holds (counted in the queue). Until it is
@@ -124,6 +127,9 @@ class RecordQueue:
         self.expired = 0
         self.dead_lettered = 0  # of rejected and failed: written to the dead-letter file
         self.cut_at_deadline = 0  # of dropped_closed: queued or in flight when a close ran out
+        self.spooled = 0  # on disk now (pending); from in flight, or recovered
+        self.recovered = 0  # taken over from dead processes' spool parts (an inflow)
+        self.torn = 0  # found damaged on disk (outside the identity)
         # Bytes: a queued record is charged SMALL, and a large one its
         # charge; ``_large`` holds (sequence number, charge - SMALL) of the
         # queued large ones, oldest first, ``_large_bytes`` their sum.
@@ -261,7 +267,9 @@ class RecordQueue:
 
     # -- consumer side (the sender threads) --
 
-    def take(self, max_items: int, linger: float | None) -> tuple[Lot | None, list[Any]]:
+    def take(
+        self, max_items: int, linger: float | None, idle_timeout: float | None = None
+    ) -> tuple[Lot | None, list[Any]]:
         """Take up to ``max_items`` records; with ``linger``, wait (once) for
         a reason to: a full batch, ``wake_at`` records queued, a flush, a
         close, or the oldest queued record being ``linger`` seconds old.
@@ -270,7 +278,8 @@ class RecordQueue:
         The linger clock is the oldest record's age, shared by every sender,
         so several idle senders still make one request per ``linger``, not
         one each; and waiting while the queue is empty (even when urgent)
-        means a sender never spins."""
+        means a sender never spins; ``idle_timeout``: on an empty queue, wait at most
+        that long (the spool's rows to read back)."""
         with self._lock:
             items = self._items
             if linger and not self._closed and not self._due(max_items, linger):
@@ -280,7 +289,7 @@ class RecordQueue:
                 self._rethink()
                 try:
                     if idle:
-                        self._not_empty.wait()
+                        self._not_empty.wait(idle_timeout)
                     else:
                         self._not_empty.wait(
                             max(self._oldest_at + linger - time.monotonic(), 0.001)
@@ -366,16 +375,23 @@ class RecordQueue:
 
     def settle(self, lot: Lot, count: int, outcome: Outcome, *, batch_done: bool = True) -> None:
         """Move ``count`` records of ``lot`` from in-flight to ``outcome``
-        (``batch_done``: this ends one request's story, for ``batches``)."""
+        (``batch_done``: this ends one request's story, for ``batches``).
+        ``spooled``: they are on disk now, still pending."""
+        disk = lot.disk
+        if disk is not None:  # read back from the spool: tallied until the rows are acknowledged
+            disk[outcome] = disk.get(outcome, 0) + count
+            disk["batches"] = disk.get("batches", 0) + batch_done
+            lot.remaining -= count
+            return
         with self._lock:
             if not lot.abandoned:
                 self.in_flight -= count
                 setattr(self, outcome, getattr(self, outcome) + count)
                 if outcome == "dropped_closed":  # its retries ran into the close deadline
                     self.cut_at_deadline += count
-            elif outcome == "delivered":  # it made it after all: that is where it belongs
+            elif outcome in ("delivered", "spooled"):  # it made it after all: it belongs there
                 self.dropped_closed -= count
-                self.delivered += count
+                setattr(self, outcome, getattr(self, outcome) + count)
             # else: abandoned at the close deadline, counted dropped_closed, and it stays
             lot.remaining -= count
             self.batches += batch_done  # one request's final outcome
@@ -391,6 +407,38 @@ class RecordQueue:
     def count_truncated(self, n: int) -> None:
         with self._lock:
             self.truncated += n
+
+    def unspool(self, outcomes: dict[str, int]) -> None:
+        """Spooled records read back and acknowledged: from ``spooled`` to
+        their outcomes (``delivered``, ``rejected``, ...; ``batches``)."""
+        with self._lock:
+            for outcome, count in outcomes.items():
+                if outcome == "batches":
+                    self.batches += count
+                elif count:
+                    self.spooled -= count
+                    setattr(self, outcome, getattr(self, outcome) + count)
+            if self._flush_waiters:
+                self._settled.notify_all()
+
+    def count_recovered(self, records: int, torn: int) -> None:
+        """Records taken over from dead processes' spool parts (now spooled
+        here), and records found torn on disk."""
+        with self._lock:
+            self.recovered += records
+            self.spooled += records
+            self.torn += torn
+
+    def lose_spooled(self, n: int) -> None:
+        """Spooled records found damaged (or removed) on disk: lost, as ``failed``,
+        and counted in ``torn`` too."""
+        with self._lock:
+            lost = max(0, min(n, self.spooled))
+            self.spooled -= lost
+            self.failed += lost
+            self.torn += n
+            if self._flush_waiters:
+                self._settled.notify_all()
 
     def count_dead_lettered(self, n: int) -> None:
         with self._lock:
@@ -524,4 +572,7 @@ class RecordQueue:
                 in_flight_bytes=self.in_flight_bytes,
                 expired=self.expired,
                 dead_lettered=self.dead_lettered,
+                spooled=self.spooled,
+                recovered=self.recovered,
+                torn=self.torn,
             )

@@ -35,7 +35,12 @@ from .presets import Verdict
 from .queue import Lot, Outcome, RecordQueue
 from .report import Reporter
 from .retry import Backoff, StopAtDeadline
+from .spooling import SPOOL_AFTER, SpoolLink
 from .transport import Aborted, Reply, Transport
+
+
+class _ToSpool(Exception):
+    """The batch was not acknowledged in time (or an outage holds it): to disk."""
 
 
 class _Split(Exception):
@@ -72,6 +77,7 @@ class Shipper:
         frame: Callable[[list[Any]], bytes],
         *,
         burial: Burial | None = None,
+        spool: SpoolLink | None = None,
     ) -> None:
         self._s = settings
         self._transport = transport
@@ -79,7 +85,13 @@ class Shipper:
         self._reporter = reporter
         self._frame = frame
         self._burial = burial
+        self._spool = spool
         self._outage_until = 0.0
+
+    @property
+    def in_outage(self) -> bool:
+        """True while batches are held back (or, with a spool, sent to disk)."""
+        return self._outage_until > time.monotonic()
 
     def reset_after_fork(self) -> None:
         self._outage_until = 0.0
@@ -95,12 +107,24 @@ class Shipper:
             halves = self._ship_one(lot, pieces, batch_id)
             work.extend((half, new_batch_id()) for half in reversed(halves))
 
-    def _ship_one(self, lot: Lot, pieces: list[Piece], batch_id: str) -> list[list[Piece]]:
+    def _ship_one(
+        self, lot: Lot, pieces: list[Piece], batch_id: str, *, may_spool: bool = True
+    ) -> list[list[Piece]]:
         """One batch id's story: settles its records, or returns the halves
-        to ship next (a split)."""
+        to ship next (a split). With a spool, records not acknowledged within
+        SPOOL_AFTER seconds go to disk (rows read back from it go back there
+        at once); what the disk does not take is retried in memory."""
         state = _Pending(pieces)
+        if self._spool is not None and may_spool:
+            state.spool_at = time.monotonic() + (0.0 if lot.disk is not None else SPOOL_AFTER)
         try:
-            self._retrying()(self._attempt, lot, state, batch_id)
+            self._retrying(state)(self._attempt, lot, state, batch_id)
+        except _ToSpool:
+            if lot.disk is not None:  # read back from disk: the rows stay there
+                self._settle(lot, state, "failed", "")
+                return []
+            if self._to_disk(lot, state):
+                return self._ship_one(lot, state.pieces, batch_id, may_spool=False)
         except _Split as split:
             pending = state.pieces
             if len(pending) == 1:
@@ -112,6 +136,8 @@ class Shipper:
             self._bury(state, "rejected", reply.verdict.reason, reply.status, reply.excerpt)
             self._settle(lot, state, "rejected", _rejected_line(1, reply.describe()))
         except Aborted:
+            if state.spool_at is not None and lot.disk is None and not self._to_disk(lot, state):
+                return []  # the close deadline: kept on disk
             self._settle(lot, state, "dropped_closed", "")
         except PermanentError as exc:
             self._bury(state, "rejected", exc.reason, exc.status, exc.body)
@@ -119,6 +145,13 @@ class Shipper:
             self._settle(lot, state, "rejected", line)
         except TransientError as exc:
             self._outage(exc)
+            if state.spool_at is not None and lot.disk is None:
+                if self._to_disk(lot, state):  # the rest: retried in memory
+                    return self._ship_one(lot, state.pieces, batch_id, may_spool=False)
+                return []
+            if lot.disk is not None:
+                self._settle(lot, state, "failed", "")  # the rows stay on disk
+                return []
             self._bury(state, "failed", exc.reason, exc.status, exc.body)
             line = f"gave up on {state.count} record(s) after retries: {exc.describe()}"
             self._settle(lot, state, "failed", line)
@@ -130,15 +163,18 @@ class Shipper:
             self._outage_until = 0.0
         return []
 
-    def _retrying(self) -> tenacity.Retrying:
+    def _retrying(self, state: _Pending) -> tenacity.Retrying:
         s = self._s
         transport = self._transport
+        stops: list[tenacity.stop.stop_base] = [
+            tenacity.stop_after_attempt(s.max_attempts),
+            tenacity.stop_before_delay(s.max_retry_time),
+            StopAtDeadline(transport),
+        ]
+        if state.spool_at is not None:  # a wait past it: to disk instead (_ship_one)
+            stops.append(_StopAtSpool(state))
         return tenacity.Retrying(
-            stop=tenacity.stop_any(
-                tenacity.stop_after_attempt(s.max_attempts),
-                tenacity.stop_before_delay(s.max_retry_time),
-                StopAtDeadline(transport),
-            ),
+            stop=tenacity.stop_any(*stops),
             wait=Backoff(s.backoff_initial, s.backoff_max, s.retry_after_max),
             retry=tenacity.retry_if_exception_type(TransientError),
             sleep=transport.sleep,
@@ -149,22 +185,33 @@ class Shipper:
     def _attempt(self, lot: Lot, state: _Pending, batch_id: str) -> None:
         """One POST of the pending records; applies the verdict."""
         if state.attempt == 0:
+            if state.spool_at is not None and self.in_outage:
+                raise _ToSpool  # an outage: straight to disk, no attempt
             self._wait_out_outage()
         state.attempt += 1
         state.tried.tried()
         if state.framed is not state.pieces:  # framed once per set of pieces, not per attempt
             state.body = self._frame([data for _, data, _ in state.pieces])
             state.framed = state.pieces
-        reply = self._transport.post_once(state.body, batch_id, state.count, state.attempt)
-        verdict = reply.verdict
-        if verdict.outcome == "delivered":
-            self._settle(lot, state, "delivered", "")
-        elif verdict.outcome == "split":
-            raise _Split(reply)
-        elif verdict.outcome == "partial":
-            self._partial(lot, state, reply)
-        else:  # the transport raises for retry and rejected; a custom verdict may not
-            raise PermanentError(f"unknown verdict {verdict.outcome!r}", reply.status)
+        try:
+            reply = self._transport.post_once(state.body, batch_id, state.count, state.attempt)
+            verdict = reply.verdict
+            if verdict.outcome == "delivered":
+                self._settle(lot, state, "delivered", "")
+            elif verdict.outcome == "split":
+                raise _Split(reply)
+            elif verdict.outcome == "partial":
+                self._partial(lot, state, reply)
+            else:  # the transport raises for retry and rejected; a custom verdict may not
+                raise PermanentError(f"unknown verdict {verdict.outcome!r}", reply.status)
+        except TransientError as exc:
+            spool_at = state.spool_at
+            if spool_at is not None and (
+                time.monotonic() >= spool_at or self._transport.deadline is not None
+            ):
+                self._outage(exc)  # the next batches go to disk at once for a while
+                raise _ToSpool from exc
+            raise
 
     def _partial(self, lot: Lot, state: _Pending, reply: Reply) -> None:
         verdict: Verdict = reply.verdict
@@ -197,6 +244,19 @@ class Shipper:
                 reply.excerpt,
                 verdict.retry_after,
             )
+
+    # -- the spool --
+
+    def _to_disk(self, lot: Lot, state: _Pending) -> bool:
+        """Write ``state``'s pieces to the spool, those that fit; settled
+        ``spooled``. True when some are left (to retry in memory)."""
+        if self._spool is None:
+            return bool(state.pieces)
+        done, records = self._spool.put(state.pieces)
+        if records:
+            self._settle_n(lot, records, "spooled", "", done=False)
+        state.pieces = state.pieces[done:]
+        return bool(state.pieces)
 
     # -- the dead-letter file --
 
@@ -250,10 +310,24 @@ class Shipper:
         transport.remaining()
 
 
+class _StopAtSpool(tenacity.stop.stop_base):
+    """Stop retrying in memory when the next wait would end past ``spool_at``
+    (a backoff, a ``Retry-After``): the batch goes to disk at once."""
+
+    def __init__(self, state: _Pending) -> None:
+        self.state = state
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        spool_at = self.state.spool_at
+        if spool_at is None:
+            return False
+        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) >= spool_at
+
+
 class _Pending:
     """The records of one batch id not yet settled, and its attempt count."""
 
-    __slots__ = ("attempt", "body", "framed", "pieces", "tried")
+    __slots__ = ("attempt", "body", "framed", "pieces", "spool_at", "tried")
 
     def __init__(self, pieces: list[Piece], tried: Attempts | None = None) -> None:
         self.pieces = pieces
@@ -263,6 +337,8 @@ class _Pending:
         # retry sends the same bytes without framing (copying) them again.
         self.body = b""
         self.framed: list[Piece] | None = None
+        #: With a spool: when a failed attempt sends the batch to disk (None: never).
+        self.spool_at: float | None = None
 
     @property
     def count(self) -> int:

@@ -9,11 +9,13 @@ from dataclasses import asdict, dataclass
 class DrainStats:
     """Counters of one Drain, taken at one instant under one lock.
 
-    Every record offered to ``submit()`` is in exactly one bucket, so
-    ``submitted == delivered + pending + dropped_overflow + dropped_closed
-    + rejected + failed + expired`` holds for every snapshot (see
-    :attr:`balanced`). ``dead_lettered`` is not a bucket: it counts the
-    rejected and failed records that were written to the dead-letter file.
+    Every record offered to ``submit()`` (or taken over from a dead
+    process's spool: ``recovered``) is in exactly one bucket, so
+    ``submitted + recovered == delivered + pending + dropped_overflow +
+    dropped_closed + rejected + failed + expired`` holds for every snapshot
+    (see :attr:`balanced`). ``dead_lettered`` is not a bucket: it counts the
+    rejected and failed records that were written to the dead-letter file;
+    nor is ``torn``: records found damaged on disk, outside the identity.
     """
 
     submitted: int
@@ -49,11 +51,20 @@ class DrainStats:
     dead_lettered: int = 0
     """Of ``rejected`` and ``failed``: records written to the ``dead_letter``
     file (they can be sent again with ``logdrain replay``)."""
+    spooled: int = 0
+    """Records on disk in the spool now (``spool_dir``), part of ``pending``:
+    not acknowledged within about a second, or pending at the close deadline."""
+    recovered: int = 0
+    """Records taken over from the spool parts of processes that are gone (an
+    inflow beside ``submitted``)."""
+    torn: int = 0
+    """Records found in damaged spool parts (moved aside as ``*.corrupt``):
+    outside the identity, as they were never this process's."""
 
     @property
     def pending(self) -> int:
-        """Records not yet finally accounted for: ``queued + in_flight``."""
-        return self.queued + self.in_flight
+        """Records not yet finally accounted for: ``queued + in_flight + spooled``."""
+        return self.queued + self.in_flight + self.spooled
 
     @property
     def buffered_bytes(self) -> int:
@@ -71,7 +82,7 @@ class DrainStats:
     @property
     def balanced(self) -> bool:
         """True when the accounting identity holds."""
-        return self.submitted == self.delivered + self.pending + self.lost
+        return self.submitted + self.recovered == self.delivered + self.pending + self.lost
 
     def as_dict(self) -> dict[str, int]:
         """Counters plus ``pending`` and ``buffered_bytes`` as a plain dict

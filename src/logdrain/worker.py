@@ -34,6 +34,7 @@ from .queue import Lot, RecordQueue
 from .records import RESEND, STDLIB
 from .report import Reporter
 from .shipping import Shipper, safe_text
+from .spooling import IDLE_WAKE, SpoolLink, to_piece
 from .transport import Transport
 
 #: How long a forked child's senders let records linger at most: a prefork
@@ -55,14 +56,18 @@ class Worker:
         reporter: Reporter,
         *,
         burial: Burial | None = None,
+        spool: SpoolLink | None = None,
     ) -> None:
         self._s = settings
         self._queue = queue
         self._encoder = encoder
         self._transport = transport
         self._reporter = reporter
+        self._spool = spool
         self._mapper = Mapper(settings, encoder) if settings.preset.maps else None
-        self._shipper = Shipper(settings, transport, queue, reporter, encoder.body, burial=burial)
+        self._shipper = Shipper(
+            settings, transport, queue, reporter, encoder.body, burial=burial, spool=spool
+        )
         #: True once ``Drain.resend`` queued an already encoded part: prepare()
         #: then looks for them (no cost per batch before that).
         self.resending = False
@@ -80,6 +85,8 @@ class Worker:
     def reset_after_fork(self) -> None:
         self._reset()
         self._shipper.reset_after_fork()
+        if self._spool is not None:
+            self._spool.reset_after_fork()
         self.linger = min(self._s.flush_interval, FORKED_LINGER)
 
     # -- lifecycle --
@@ -143,8 +150,15 @@ class Worker:
     def _loop(self) -> None:
         s = self._s
         queue = self._queue
+        spool = self._spool
         while not self._stop.is_set():
-            lot, items = queue.take(s.batch_size, self.linger)
+            linger: float | None = self.linger
+            idle = None
+            if spool is not None:  # one test per batch without a spool
+                if self._disk_turn(spool):
+                    linger = None  # a backlog on disk: do not wait for a full batch
+                idle = IDLE_WAKE if queue.spooled > 0 else None
+            lot, items = queue.take(s.batch_size, linger, idle)
             self._report_overflow()
             if lot is None:
                 if queue.closed:  # closed and empty: nothing more will come
@@ -166,6 +180,50 @@ class Worker:
                 if lot.remaining > 0:  # something escaped: nothing of it stays in flight
                     queue.settle(lot, lot.remaining, "failed")
                 queue.release(lot)  # the body's share, or everything after an escape
+
+    # -- the spool --
+
+    def _disk_turn(self, spool: SpoolLink) -> bool:
+        """Adopt dead processes' parts when due; then, unless an outage holds
+        batches back (or the close deadline passed), ship one batch of rows
+        read back from disk, oldest first. True when it was acknowledged."""
+        spool.adopt_if_due()
+        if self._shipper.in_outage or self._stop.is_set():
+            return False
+        deadline = self._transport.deadline
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        rows = spool.take(self._s.batch_size, self._s.batch_bytes)
+        if not rows:
+            return False
+        lot = Lot(0, sum(item.count for _, item in rows))
+        lot.disk = {}
+        fresh = self._unexpired_rows(lot, rows) if self._s.max_age else rows
+        settled = False
+        try:
+            for batch in self._cut([to_piece(item) for _, item in fresh]):
+                self._shipper.ship(lot, batch)
+            settled = True
+        finally:
+            if not settled:  # something escaped: the rows stay on disk
+                spool.release(rows)
+        return spool.settle(rows, lot.disk)
+
+    def _unexpired_rows(self, lot: Lot, rows: list[Any]) -> list[Any]:
+        """Rows read back without those written more than ``max_age`` ago (a
+        row's time is when it was written, seconds after its records were
+        taken), which are tallied ``expired``: acknowledged, not sent."""
+        cutoff = time.time() - self._s.max_age
+        fresh = [row for row in rows if row[1].created >= cutoff]
+        old = sum(item.count for _, item in rows) - sum(item.count for _, item in fresh)
+        if old:
+            lot.disk = {"expired": old}
+            lot.remaining -= old
+            self._reporter.warn(
+                "expired",
+                f"{old} record(s) on disk older than max_age={self._s.max_age:g}s were not sent",
+            )
+        return fresh
 
     # -- one batch --
 

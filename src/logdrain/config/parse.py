@@ -409,6 +409,8 @@ _SPECIAL: dict[str, Callable[[str, Any], Any]] = {
     "max_buffer_bytes": _as_size,
     "dead_letter_max_bytes": _as_size,
     "dead_letter": _as_path,
+    "spool_max_bytes": _as_size,
+    "spool_dir": _as_path,
     "max_age": as_duration,
     "url": _as_url,
     "token": _as_token,

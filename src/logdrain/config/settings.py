@@ -45,6 +45,7 @@ DEFAULT_CRASH_TIMEOUT = 3.0
 DEFAULT_WARN_INTERVAL = 10.0
 DEFAULT_BATCH_ID_HEADER = "X-Logdrain-Batch-Id"
 DEFAULT_DEAD_LETTER_MAX_BYTES = 64 * 1024 * 1024  # every part of the dead-letter file
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024  # the whole spool directory, every process's parts
 
 MASK = "***"
 
@@ -118,6 +119,10 @@ class Settings:
     max_age: float = 0.0  # seconds; a record older than this when taken is not sent (0: off)
     dead_letter: str | None = None  # path of the dead-letter file (None: none)
     dead_letter_max_bytes: int = DEFAULT_DEAD_LETTER_MAX_BYTES
+    # -- the disk spool (docs/durability.md): records not acknowledged within about 1 s --
+    spool_dir: str | None = None  # directory of the spool (None: no spool)
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    spool_fsync: str = "off"  # "off" | "normal" | "full" (SQLite's synchronous)
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]

@@ -160,6 +160,7 @@ def validate(s: Settings) -> None:
     _validate_network(s)
     _validate_shaping(s)
     _validate_dead_letter(s)
+    _validate_spool(s)
     check_header_name("batch_id_header", s.batch_id_header, "X-Batch-Id")
     if s.batch_id_header.lower() in RESERVED_HEADERS:
         raise ConfigError(
@@ -201,6 +202,48 @@ def _validate_dead_letter(s: Settings) -> None:
             "dead_letter",
             f"the directory {parent!r} is not writable by this process",
             "give a path in a directory this process may write",
+        )
+
+
+#: ``spool.MIN_BYTES`` and ``spool.FSYNC``'s names (not imported: sqlite3 loads only
+#: with a spool; tests/test_spool_drain.py checks they agree).
+MIN_SPOOL_BYTES = 1 << 20
+SPOOL_FSYNC = ("off", "normal", "full")
+
+
+def _validate_spool(s: Settings) -> None:
+    if s.spool_max_bytes < MIN_SPOOL_BYTES:
+        raise ConfigError(
+            "spool_max_bytes",
+            f"{s.spool_max_bytes} is below {MIN_SPOOL_BYTES} (1 MiB)",
+            "give a size such as '256MiB' (the default)",
+        )
+    if s.spool_fsync not in SPOOL_FSYNC:
+        raise ConfigError(
+            "spool_fsync",
+            f"{s.spool_fsync!r} is not a policy",
+            f"use one of {', '.join(map(repr, SPOOL_FSYNC))}",
+        )
+    if s.spool_dir is None:
+        return
+    path = os.path.abspath(os.path.expanduser(s.spool_dir))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(
+            "spool_dir", f"{s.spool_dir!r} is not a directory", "give a directory path"
+        )
+    where = path if os.path.isdir(path) else os.path.dirname(path)
+    if not os.path.isdir(where):
+        raise ConfigError(
+            "spool_dir",
+            f"the directory {where!r} (its parent) does not exist",
+            "create it, or give a directory in an existing one (the spool directory "
+            "itself is created 0700 when missing)",
+        )
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise ConfigError(
+            "spool_dir",
+            f"the directory {where!r} is not writable by this process",
+            "give a directory this process may write",
         )
 
 

@@ -1,8 +1,8 @@
 """The disk spool: records the collector has not acknowledged, kept on disk
 so that a process killed during an outage loses at most its last second.
 
-This package is the storage only; wiring it into the Drain (``spool_dir=``,
-the sender threads, the close deadline) is pending. See docs/durability.md.
+This package is the storage; ``logdrain.spooling`` wires it into the Drain
+(``spool_dir=``: the sender threads, the close deadline). See docs/durability.md.
 
 Modules: ``_schema`` (the format and its version marker: one SQLite database
 per part in WAL mode, the ``meta`` and ``records`` tables, opening and checking
