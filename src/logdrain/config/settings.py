@@ -113,6 +113,11 @@ class Settings:
     envelope_required: tuple[str, ...] = ()
     record_key: str | None = None
     record_as_string: bool = False
+    # -- context on every record (see docs/context.md) --
+    include: tuple[str, ...] = ()  # LogRecord attributes added to the document
+    naming: str = ""  # "" until resolved: the preset's convention
+    context: bool = True  # merge logdrain's and structlog's context variables
+    trace: bool = True  # OpenTelemetry trace and span ids, when a span is recording
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]
