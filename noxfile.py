@@ -31,6 +31,9 @@ TEST_DEPS = [
     "redis>=5.0; sys_platform != 'win32'",
     # tests/test_preset_otlp.py: the OTLP fake validates bodies with the official messages
     "opentelemetry-proto>=1.27",
+    # tests/test_context.py: trace correlation with real SDK spans
+    "opentelemetry-api>=1.27",
+    "opentelemetry-sdk>=1.27",
 ]
 
 

@@ -6,6 +6,7 @@
 
 from .__about__ import __version__
 from .config import Settings
+from .context import bind, bound, get_context, unbind
 from .drain import Drain
 from .errors import ConfigError, DeliveryError, LogdrainError, PermanentError, TransientError
 from .handler import DrainHandler
@@ -24,4 +25,8 @@ __all__ = [
     "Settings",
     "TransientError",
     "__version__",
+    "bind",
+    "bound",
+    "get_context",
+    "unbind",
 ]

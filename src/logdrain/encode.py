@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import Settings
+from .context import include_names
 from .jsonsafe import (
     MAX_ARRAY_ITEMS,
     MAX_DEPTH,
@@ -94,6 +95,14 @@ class Encoder:
         self._record_key = settings.record_key
         self._as_string = settings.record_as_string
         self._wraps = bool(self._envelope) or self._record_key is not None
+        #: (LogRecord attribute, document key) the ``include`` setting adds.
+        self.included = include_names(settings.naming, tuple(dict.fromkeys(settings.include)))
+        #: A stdlib snapshot's document (what ``Mapper`` and the fast path call):
+        #: the plain builder itself unless something is included, so the usual
+        #: case pays nothing per record for the feature.
+        self._stdlib_document: Callable[[dict[str, Any], str], dict[str, Any]] = (
+            self._with_included(self.included) if self.included else self._base_document
+        )
         #: JSON bytes of any value, never raising (what presets get as ``ctx.dumps``).
         self.checked: Callable[[Any], bytes] = self._checked_function()
         checked = self.checked
@@ -137,7 +146,26 @@ class Encoder:
                     doc[key] = value
         return doc
 
-    def _stdlib_document(self, attrs: dict[str, Any], message: str) -> dict[str, Any]:
+    def _with_included(
+        self, included: tuple[tuple[str, str], ...]
+    ) -> Callable[[dict[str, Any], str], dict[str, Any]]:
+        """The document builder that adds the included record attributes after
+        the extra fields (an extra or a context value of the same name wins;
+        an attribute the record lacks or holds as None is left out)."""
+        base = self._base_document
+
+        def document(attrs: dict[str, Any], message: str) -> dict[str, Any]:
+            doc = base(attrs, message)
+            for attr, key in included:
+                if key not in doc:
+                    value = attrs.get(attr)
+                    if value is not None:
+                        doc[key] = value
+            return doc
+
+        return document
+
+    def _base_document(self, attrs: dict[str, Any], message: str) -> dict[str, Any]:
         """The document of a stdlib record: core fields, then every extra field.
 
         The hottest code on the sender threads: the timestamp is inlined,

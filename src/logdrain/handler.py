@@ -13,6 +13,8 @@ import threading
 from typing import Any
 
 from . import guard
+from .context import Capture
+from .context import state as _CONTEXT
 from .drain import Drain
 from .errors import ConfigError
 from .records import STDLIB, StdlibSnapshot, failed_item, stdlib_item
@@ -67,6 +69,10 @@ class DrainHandler(logging.Handler):
             self._owns_drain = True
         self.drain = drain
         self.flush_timeout = drain.settings.flush_timeout
+        #: What the caller's thread adds to each record (context variables,
+        #: trace ids); None when both are turned off.
+        settings = drain.settings
+        self._capture = Capture(settings) if settings.context or settings.trace else None
         try:
             super().__init__(level)
             self.level = max(self.level, drain.min_level)
@@ -100,7 +106,10 @@ class DrainHandler(logging.Handler):
             try:
                 msg = record.msg
                 if record.exc_info or type(msg) is not str:
-                    self._enqueue_item(stdlib_item(record))
+                    item = stdlib_item(record)
+                    if _CONTEXT.look or _CONTEXT.structlog_vars:
+                        self._add_context(item)
+                    self._enqueue_item(item)
                 else:
                     attrs = record.__dict__.copy()
                     attrs["args"] = None
@@ -109,6 +118,10 @@ class DrainHandler(logging.Handler):
                         message = msg % args if args else msg
                     else:
                         message = record.getMessage()
+                    if _CONTEXT.look or _CONTEXT.structlog_vars:  # see context.Capture
+                        capture = self._capture
+                        if capture is not None:
+                            capture.add(attrs)
                     # The byte estimate (sizing.tail_size, inlined): the
                     # message and the extras, the keys after LogRecord's own.
                     size = len(message)
@@ -143,11 +156,20 @@ class DrainHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._enqueue_item(stdlib_item(record, self.formatter))
+            item = stdlib_item(record, self.formatter)
+            if _CONTEXT.look or _CONTEXT.structlog_vars:  # see context.Capture
+                self._add_context(item)
+            self._enqueue_item(item)
         except RecursionError:
             raise
         except Exception as exc:  # noqa: BLE001 - the message's formatting failed
             self._enqueue_failed(record, exc)
+
+    def _add_context(self, item: tuple[int, dict[str, Any], str] | StdlibSnapshot) -> None:
+        """The context variables and trace ids, into a snapshot from ``records``
+        (the callers check ``_CONTEXT.look or _CONTEXT.structlog_vars`` first)."""
+        if self._capture is not None:
+            self._capture.add(item[1] if isinstance(item, tuple) else item)
 
     def _enqueue_item(self, item: tuple[int, dict[str, Any], str] | StdlibSnapshot) -> None:
         """Queue a snapshot from ``stdlib_item`` with its charge in bytes."""
@@ -174,7 +196,9 @@ class DrainHandler(logging.Handler):
         ships in a safe form: the template, the arguments' reprs, the error.
         Only if that fails too is it logging's ``handleError``."""
         try:
-            self._enqueue_item(failed_item(record, exc))
+            item = failed_item(record, exc)
+            self._add_context(item)
+            self._enqueue_item(item)
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise

@@ -98,7 +98,12 @@ class Mapper:
     def __init__(self, settings: Settings, encoder: Encoder) -> None:
         self._enc = encoder
         self._preset = settings.preset
-        self._record: Callable[[Any, Context], Any] = settings.preset.record_for(settings.options)
+        # The included attributes' document keys, as the preset receives them (renamed).
+        rename = settings.rename
+        included = tuple(rename.get(key, key) for _, key in encoder.included)
+        self._record: Callable[[Any, Context], Any] = settings.preset.record_for(
+            settings.options, included
+        )
         self._options = settings.options
         self._limit = settings.max_record_bytes
 

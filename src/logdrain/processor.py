@@ -13,6 +13,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from . import guard
+from .context import Capture
+from .context import state as _CONTEXT
 from .drain import Drain
 from .jsonsafe import describe
 from .records import EVENT, level_number
@@ -33,10 +35,12 @@ class DrainProcessor:
     event has none, and ``exc_info`` becomes a formatted ``exception`` string.
     """
 
-    __slots__ = ("drain",)
+    __slots__ = ("_capture", "drain")
 
     def __init__(self, drain: Drain | None = None, **options: Any) -> None:
         self.drain = drain if drain is not None else Drain(**options)
+        settings = self.drain.settings
+        self._capture = Capture(settings) if settings.context or settings.trace else None
 
     def __repr__(self) -> str:
         return f"DrainProcessor({self.drain!r})"
@@ -49,6 +53,10 @@ class DrainProcessor:
         created = _time()
         try:
             snap = dict(event_dict)
+            if _CONTEXT.look or _CONTEXT.structlog_vars:  # see context.Capture
+                capture = self._capture
+                if capture is not None:
+                    capture.add(snap)
             # The byte estimate (sizing.charge's common case, inlined): the
             # event's values, when each is a str or a scalar (a level added
             # below is a short str).

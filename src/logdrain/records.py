@@ -47,10 +47,18 @@ def stdlib_item(
     """
     if record.exc_info or type(record.msg) is dict:
         return snapshot(record, formatter)
+    if formatter is not None:
+        # Formatted first: what the formatter sets on the record (Celery's
+        # task_id and task_name) is in the copy, and ships.
+        message = formatter.format(record)
+        attrs = record.__dict__.copy()
+        attrs["args"] = None
+        # The copy the formatter leaves in record.message is not shipped (the
+        # formatted message is): not kept, nor counted twice in the charge.
+        attrs["message"] = None
+        return STDLIB, attrs, message
     attrs = record.__dict__.copy()
     attrs["args"] = None
-    if formatter is not None:
-        return STDLIB, attrs, formatter.format(record)
     return STDLIB, attrs, record.getMessage()
 
 
@@ -63,11 +71,23 @@ def snapshot(
     what ships; the traceback is formatted now and ``exc_info`` dropped, so the
     queue does not keep frames alive.
     """
-    snap = StdlibSnapshot(record.__dict__)
     msg = record.msg
     if formatter is not None:
-        snap["message"] = formatter.format(record)
-    elif type(msg) is dict:  # structlog's stdlib integration: msg is the event dict
+        # Formatted first, so the attributes the formatter sets ship too; the
+        # traceback it caches in exc_text is in its message, not shipped twice.
+        exc_text = record.exc_text
+        message = formatter.format(record)
+        snap = StdlibSnapshot(record.__dict__)
+        snap["message"] = message
+        snap["exc_text"] = exc_text
+        if record.exc_info:
+            if not record.exc_text:  # a formatter that left no traceback text
+                snap["exc_text"] = _plain_formatter.formatException(record.exc_info)
+            snap["exc_info"] = None
+        snap["args"] = None
+        return snap
+    snap = StdlibSnapshot(record.__dict__)
+    if type(msg) is dict:  # structlog's stdlib integration: msg is the event dict
         snap["msg"] = dict(msg)
         snap["message"] = msg["event"] if "event" in msg else record.getMessage()
     else:

@@ -144,6 +144,8 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     options = _preset_options(preset, explicit, environ)
     _ecosystem(preset, values, options, environ)
     values["options"] = options
+    if not values.get("naming"):  # the preset's own convention unless one is picked
+        values["naming"] = getattr(preset, "naming", "plain")
     if values.get("url") is None:
         values["url"] = _derived_url(preset, options)
     try:

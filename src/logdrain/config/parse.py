@@ -404,6 +404,10 @@ def _as_preset(name: str, value: Any) -> Preset:
     raise ConfigError(name, f"{value!r} is not a preset", fix)
 
 
+def _as_naming(name: str, value: Any) -> str:
+    return _as_str(name, value).strip().lower()
+
+
 _SPECIAL: dict[str, Callable[[str, Any], Any]] = {
     "preset": _as_preset,
     "max_buffer_bytes": _as_size,
@@ -428,6 +432,8 @@ _SPECIAL: dict[str, Callable[[str, Any], Any]] = {
     "envelope_required": _as_names,
     "rename": _as_rename,
     "envelope": _as_mapping,
+    "include": _as_names,
+    "naming": _as_naming,
 }
 # Settings that only make sense as objects are never read from the environment.
 NOT_FROM_ENV = frozenset({"ssl_context", "auth", "token_provider"})

@@ -123,6 +123,11 @@ class Settings:
     spool_dir: str | None = None  # directory of the spool (None: no spool)
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     spool_fsync: str = "off"  # "off" | "normal" | "full" (SQLite's synchronous)
+    # -- context on every record (see docs/context.md) --
+    include: tuple[str, ...] = ()  # LogRecord attributes added to the document
+    naming: str = ""  # "" until resolved: the preset's convention
+    context: bool = True  # merge logdrain's and structlog's context variables
+    trace: bool = True  # OpenTelemetry trace and span ids, when a span is recording
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]

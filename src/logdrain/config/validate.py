@@ -3,11 +3,13 @@ fix), and the plain-HTTP warning a Drain prints once at construction."""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import ipaddress
 import os
 from urllib.parse import urlsplit
 
+from ..context import CONVENTIONS, INCLUDABLE
 from ..errors import ConfigError
 from .checks import check_header_name
 from .settings import (
@@ -161,6 +163,7 @@ def validate(s: Settings) -> None:
     _validate_shaping(s)
     _validate_dead_letter(s)
     _validate_spool(s)
+    _validate_context(s)
     check_header_name("batch_id_header", s.batch_id_header, "X-Batch-Id")
     if s.batch_id_header.lower() in RESERVED_HEADERS:
         raise ConfigError(
@@ -315,6 +318,24 @@ def _validate_shaping(s: Settings) -> None:
     if len(set(targets)) != len(targets):
         raise ConfigError(
             "rename", "two fields are renamed to the same name", "make targets unique"
+        )
+
+
+def _validate_context(s: Settings) -> None:
+    for name in s.include:
+        if name not in INCLUDABLE:
+            close = difflib.get_close_matches(name, INCLUDABLE, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                "include",
+                f"{name!r} is not a record attribute logdrain can include",
+                f"{hint}use some of {', '.join(INCLUDABLE)}",
+            )
+    if s.naming not in CONVENTIONS:
+        raise ConfigError(
+            "naming",
+            f"{s.naming!r} is not a naming convention",
+            f"use one of {', '.join(CONVENTIONS)}, or leave it out for the preset's own",
         )
 
 

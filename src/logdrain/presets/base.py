@@ -228,7 +228,15 @@ class Preset:
     options: what depends on the options alone (Loki's static labels, HEC's
     envelope fields) is worked out once, not per record. The bound function
     must map exactly as ``record`` does with those options; a preset with a
-    ``bind`` usually defines ``record`` as ``bind(ctx.options)(doc, ctx)``."""
+    ``bind`` usually defines ``record`` as ``bind(ctx.options)(doc, ctx)``.
+
+    ``naming``: the convention the collector's own field names follow, used
+    for the record attributes ``include`` adds and for the trace keys unless
+    the user picks one (``plain``, ``otel``, ``ecs``, ``datadog``, ``gelf``:
+    see docs/context.md). ``bind_included`` (optional): as ``bind``, for a
+    Drain whose documents carry included attributes, given their document
+    keys (HEC copies them into its indexed ``fields``); used only when
+    something is included, so the usual mapping is not touched."""
 
     name: str
     content_type: str
@@ -253,15 +261,25 @@ class Preset:
     response_cap: int = 64 * 1024
     requires_token: bool = False
     bind: Callable[[Mapping[str, Any]], Callable[[dict[str, Any], Context], Any]] | None = None
+    naming: str = "plain"
+    bind_included: (
+        Callable[[Mapping[str, Any], tuple[str, ...]], Callable[[dict[str, Any], Context], Any]]
+        | None
+    ) = None
 
     @property
     def maps(self) -> bool:
         """True when records go through a mapping (``record`` or ``bind``)."""
         return self.record is not None or self.bind is not None
 
-    def record_for(self, options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], Any]:
+    def record_for(
+        self, options: Mapping[str, Any], included: tuple[str, ...] = ()
+    ) -> Callable[[dict[str, Any], Context], Any]:
         """The record mapping for a Drain with these parsed options (its
-        ``bind``, else ``record``, else the document as it is)."""
+        ``bind_included`` when ``included`` names document keys and it has
+        one, else its ``bind``, else ``record``, else the document as it is)."""
+        if included and self.bind_included is not None:
+            return self.bind_included(options, included)
         if self.bind is not None:
             return self.bind(options)
         return self.record or _as_is

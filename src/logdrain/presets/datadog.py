@@ -266,4 +266,5 @@ PRESET = Preset(
     environment=_environment,
     auth=_auth,
     requires_token=True,
+    naming="datadog",  # dd.trace_id / dd.span_id, logger.thread_name, ...
 )

@@ -332,4 +332,5 @@ PRESET = Preset(
     auth=api_key,
     uses_record_id=True,
     response_cap=RESPONSE_CAP,
+    naming="ecs",  # included attributes and trace ids under their ECS names
 )

@@ -275,4 +275,5 @@ PRESET = Preset(
     options=OPTIONS,
     environment=_environment,
     auth=_auth,
+    naming="gelf",  # _pid, _thread_name, _line, ... (as graypy)
 )

@@ -60,6 +60,15 @@ _CODE_KEYS = {
     "func_name": ("code.function.name", str),
     "funcName": ("code.function.name", str),
 }
+# With LogRecord's names that ``include`` adds (naming="plain"): process and thread too.
+# A separate table, used only by a Drain that includes attributes (``bind_included``),
+# so the usual mapping looks at no more keys than before.
+_INCLUDED_KEYS = {
+    **_CODE_KEYS,
+    "process": ("process.pid", int),
+    "thread": ("thread.id", int),
+    "threadName": ("thread.name", str),
+}
 _EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(?:: (.*))?")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _DIGITS = re.compile(r"[0-9]+")
@@ -162,7 +171,9 @@ def _found(doc: dict[str, Any], keys: tuple[str, ...], digits: int, used: set[st
     return None
 
 
-def _derived(doc: dict[str, Any], used: set[str]) -> dict[str, Any]:
+def _derived(
+    doc: dict[str, Any], used: set[str], code_keys: dict[str, tuple[str, type]] = _CODE_KEYS
+) -> dict[str, Any]:
     """Semantic-convention attributes: the traceback as ``exception.stacktrace``
     with ``exception.type``/``.message`` from its ``Type: message`` line (the
     line after the last indented one), the stack as ``code.stacktrace``, and
@@ -182,9 +193,9 @@ def _derived(doc: dict[str, Any], used: set[str]) -> dict[str, Any]:
     if isinstance(doc.get("stack"), str) and doc["stack"]:
         out["code.stacktrace"] = doc["stack"]
         used.add("stack")
-    if _CODE_KEYS.keys().isdisjoint(doc):
+    if code_keys.keys().isdisjoint(doc):
         return out
-    for key, (name, kind) in _CODE_KEYS.items():
+    for key, (name, kind) in code_keys.items():
         if isinstance(doc.get(key), kind) and not isinstance(doc[key], bool):
             out[name] = doc[key]
             used.add(key)
@@ -199,9 +210,26 @@ def record(doc: dict[str, Any], ctx: Context) -> Keyed:
 _new = tuple.__new__  # a Keyed without NamedTuple's Python-level __new__ (once a record)
 
 
-def bind(options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], Keyed]:
+def bind_included(
+    options: Mapping[str, Any], included: tuple[str, ...]
+) -> Callable[[dict[str, Any], Context], Keyed]:
+    """:func:`bind` for a Drain whose records carry included attributes: under
+    LogRecord's names (``naming="plain"``), ``process``, ``thread`` and
+    ``threadName`` become ``process.pid``, ``thread.id`` and ``thread.name``."""
+    return bind(options, _INCLUDED_KEYS)
+
+
+def bind(
+    options: Mapping[str, Any], code_keys: dict[str, tuple[str, type]] = _CODE_KEYS
+) -> Callable[[dict[str, Any], Context], Keyed]:
     """:func:`record` for one Drain's options: the resource's JSON made
     once, each logger's key and each level's severity remembered."""
+    derive: Callable[[dict[str, Any], set[str]], dict[str, Any]] = _derived
+    if code_keys is not _CODE_KEYS:  # a Drain that includes attributes (bind_included)
+
+        def derive(doc: dict[str, Any], used: set[str]) -> dict[str, Any]:
+            return _derived(doc, used, code_keys)
+
     resource: list[bytes] = []  # made on the first record (it needs the encoder)
     keys: dict[Any, bytes] = {}  # logger name -> resource + scope key
     severities: dict[int, tuple[int, str | None]] = {}
@@ -234,7 +262,7 @@ def bind(options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], Keye
                 out["body"] = any_value(doc[key], ctx)
                 used.add(key)
                 break
-        derived = _derived(doc, used)
+        derived = derive(doc, used)
         flags = trace = span = None
         if not _ID_KEYS.isdisjoint(doc):
             flags = _found(doc, ("trace_flags",), 2, used)
@@ -442,6 +470,7 @@ PRESET = Preset(
     classify=classify,
     record=record,
     bind=bind,
+    bind_included=bind_included,
     defaults={"batch_size": 512, "batch_bytes": 4 * 1024 * 1024},
     path=LOGS_PATH,
     url=lambda options: DEFAULT_URL,
@@ -451,4 +480,5 @@ PRESET = Preset(
         "resource": _resource,
     },
     environment=environment,
+    naming="otel",  # included attributes as semantic-convention attributes
 )

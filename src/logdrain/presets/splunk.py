@@ -191,6 +191,15 @@ def _bind(options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], dic
     return mapped
 
 
+def _bind_included(
+    options: Mapping[str, Any], included: tuple[str, ...]
+) -> Callable[[dict[str, Any], Context], dict[str, Any]]:
+    """:func:`_bind` for a Drain whose records carry included attributes:
+    their keys are copied into the indexed ``fields`` too (after ``field_keys``)."""
+    keys = tuple(dict.fromkeys((*(options.get("field_keys") or ()), *included)))
+    return _bind({**options, "field_keys": keys})
+
+
 def _frame(parts: list[bytes]) -> bytes:
     return b"\n".join(parts)
 
@@ -248,6 +257,7 @@ PRESET = Preset(
     classify=classify,
     record=_record,
     bind=_bind,
+    bind_included=_bind_included,
     defaults={"batch_bytes": BATCH_BYTES},
     path=PATH,
     options=OPTIONS,
