@@ -34,6 +34,8 @@ TEST_DEPS = [
     # tests/test_context.py: trace correlation with real SDK spans
     "opentelemetry-api>=1.27",
     "opentelemetry-sdk>=1.27",
+    # tests/test_integrations_django.py: a real Django through its test client
+    "django>=4.2",
 ]
 
 

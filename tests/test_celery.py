@@ -176,3 +176,67 @@ def test_recycled_pool_processes_deliver_everything(
     assert not [r for r in collector.records if MARKER in str(r.get("message", ""))]
     fed_back = [ln for ln in lines if "logdrain[" in ln and not ln.startswith("logdrain[")]
     assert not fed_back, fed_back
+
+
+CONTEXT_APP = """
+import logging, os
+from celery import Celery
+from celery.signals import after_setup_logger
+import logdrain
+from logdrain.integrations import celery as logdrain_celery
+
+app = Celery("ctxapp", broker=os.environ["BROKER"], backend=os.environ["BROKER"])
+app.conf.broker_connection_retry_on_startup = True
+logdrain_celery.install()
+
+@after_setup_logger.connect
+def add_logdrain(logger, **kwargs):
+    logger.addHandler(logdrain.DrainHandler(os.environ["COLLECTOR"]))
+
+log = logging.getLogger("tasks")
+
+@app.task
+def tagged(i):
+    log.info("tagged %d", i)
+    return i
+"""
+
+
+def test_records_inside_a_task_carry_its_id_and_name(
+    collector: Collector, broker: str, tmp_path: Path
+) -> None:
+    """logdrain.integrations.celery: task_id and task_name on every record
+    logged inside a task, in the prefork pool, with no formatter."""
+    (tmp_path / "ctxapp.py").write_text(textwrap.dedent(CONTEXT_APP))
+    env = proc.child_env(COLLECTOR=collector.url, BROKER=broker)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        worker = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "ctxapp", "worker", "--pool", "prefork",
+                "--concurrency", "2", "--loglevel", "INFO", "--without-gossip",
+                "--without-mingle", "--without-heartbeat", "--hostname", "logdrain-ctx@%h",
+            ],
+            env=env, cwd=tmp_path, stdout=sink, stderr=sink,
+        )  # fmt: skip
+    client = celery.Celery("client", broker=broker, backend=broker)
+    try:
+        results = [client.send_task("ctxapp.tagged", args=(i,)) for i in range(20)]
+        assert [r.get(timeout=90) for r in results] == list(range(20))
+        ids = {f"tagged {i}": r.id for i, r in enumerate(results)}
+        assert collector.wait_for(
+            lambda c: sum(str(r.get("message")) in ids for r in c.records) == 20, timeout=60
+        ), _tail(log)
+    finally:
+        client.close()
+        _stop(worker, log)
+    for record in collector.records:
+        if record.get("message") in ids:
+            assert record["task_id"] == ids[record["message"]]
+            assert record["task_name"] == "ctxapp.tagged"
+    # Celery's own record of a task's end ("Task ... succeeded") is logged
+    # inside it too; the worker's records outside tasks carry no task id.
+    inside = ("tasks", "celery.app.trace")
+    outside = [r for r in collector.records if r.get("logger") not in inside]
+    assert outside and not [r for r in outside if "task_id" in r]
