@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
+from itertools import repeat
 from typing import Any
 
 from .config import Settings
@@ -25,6 +26,10 @@ from .jsonsafe import clean, describe, needs_stdlib
 from .presets import Context, Keyed, Unsendable
 from .records import EVENT, STDLIB, level_number
 from .truncate import CORE_FIELDS
+
+#: Epoch seconds of 10000-01-01: below it (and from 0 on) the generic
+#: document's timestamp and :func:`~logdrain.presets.base.rfc3339` agree.
+_LAST_SECOND = 253402300800.0
 
 #: A piece of a batch: (records in it, the part frame() receives, its size in bytes).
 Piece = tuple[int, Any, int]
@@ -137,7 +142,7 @@ class Mapper:
             except Exception:  # noqa: BLE001
                 raise Unsendable(core["logdrain_error"]) from None
 
-    def _mapped(self, items: list[Any], prefix: str) -> Iterator[Any]:
+    def _mapped(self, items: list[Any], prefix: str) -> list[Any]:
         """Each item's mapped record, in one tight loop (raises what the
         mapping raises)."""
         enc = self._enc
@@ -149,29 +154,47 @@ class Mapper:
         # A stdlib record's document, built directly when nothing reshapes it.
         direct = enc._stdlib_document if enc.plain else None
         new = tuple.__new__  # a Context without NamedTuple's Python-level __new__
-        for i, item in enumerate(items):
+        # The record ids: the prefix and the record's position in the batch.
+        ids = map(prefix.__add__, map(str, range(len(items)))) if prefix else repeat("")
+        out: list[Any] = []
+        append = out.append
+        for item, rid in zip(items, ids, strict=False):
+            stamp = ""
             if type(item) is tuple and item[0] == STDLIB:
                 attrs = item[1]
-                created, levelno = float(attrs["created"]), attrs.get("levelno")
-                doc = direct(attrs, item[2]) if direct is not None else wrapped(item)
+                raw = attrs["created"]
+                created, levelno = float(raw), attrs.get("levelno")
+                if direct is not None:
+                    doc = direct(attrs, item[2])
+                    # Its "timestamp" is rfc3339(created) where both write the same.
+                    if type(raw) is float and 0.0 <= raw < _LAST_SECOND:
+                        stamp = doc["timestamp"]
+                else:
+                    doc = wrapped(item)
             else:
                 created, levelno = item_facts(item)
                 doc = wrapped(item)
-            rid = f"{prefix}{i}" if prefix else ""
-            yield record(doc, new(Context, (options, rid, created, levelno, text, checked)))
+            append(
+                record(doc, new(Context, (options, rid, created, levelno, text, checked, stamp)))
+            )
+        return out
 
     def parts(self, items: list[Any], prefix: str = "") -> list[Piece] | None:
         """The usual case of a whole batch: every record maps, fits
         ``max_record_bytes`` and needs no shortening. None (a record that
         raises, is unsendable or too large) sends the batch to :meth:`part`,
         one record at a time."""
+        try:
+            records = self._mapped(items, prefix)
+        except Exception:  # noqa: BLE001 - the per-record path handles every case
+            return None
         fast = self._enc._fast_dumps
         dumps = self._enc.dumps
         limit = self._limit
         out: list[Piece] = []
         append = out.append
         try:
-            for mapped in self._mapped(items, prefix):
+            for mapped in records:
                 if type(mapped) is Keyed:
                     key, value = mapped
                     size = len(key)
@@ -226,7 +249,7 @@ class Mapper:
         if not self._preset.json_array or self._preset.uses_record_id:
             return None
         try:
-            docs = list(self._mapped(items, ""))
+            docs = self._mapped(items, "")
         except Exception:  # noqa: BLE001 - Unsendable or a bug: the per-record path
             return None
         if any(type(doc) is Keyed or type(doc) is bytes for doc in docs):

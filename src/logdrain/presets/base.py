@@ -114,7 +114,9 @@ class Context(NamedTuple):
     encoder's own JSON text of any value (a Loki line), which never raises;
     and ``dumps``, the same as UTF-8 bytes, for a preset that encodes its
     records itself (a mapping may return such bytes, or a :class:`Keyed`
-    holding them, as the record's JSON: the encoder takes them as they are)."""
+    holding them, as the record's JSON: the encoder takes them as they are);
+    ``timestamp``, ``rfc3339(created)`` when the mapper has it already (the
+    generic document's own ``timestamp``), else "" (then work it out)."""
 
     options: Mapping[str, Any]
     record_id: str = ""
@@ -122,6 +124,7 @@ class Context(NamedTuple):
     levelno: int | None = None
     json: Callable[[Any], str] = _no_json
     dumps: Callable[[Any], bytes] = _no_dumps
+    timestamp: str = ""
 
 
 def one_line(what: str) -> Callable[[Any], str]:

@@ -51,6 +51,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from itertools import chain
 from typing import Any
 
 from .base import (
@@ -171,11 +172,12 @@ def bind(options: Mapping[str, Any]) -> Callable[[Any, Context], Keyed]:
     """:func:`record` for one Drain's options: the action line's start is
     made once per index name (once per hour for a date pattern)."""
     pattern = options.get("index", DEFAULT_INDEX)
+    dated = "%" in pattern  # else one index name: render_index() is the pattern
     heads: dict[str, bytes] = {}  # index name -> b'{"create":{"_index":"<name>"'
 
     def mapped(doc: Any, ctx: Context) -> Keyed:
         created = ctx.created
-        index = render_index(pattern, created)
+        index = render_index(pattern, created) if dated else pattern
         head = heads.get(index)
         if head is None:
             if len(heads) >= 64:
@@ -184,15 +186,16 @@ def bind(options: Mapping[str, Any]) -> Callable[[Any, Context], Keyed]:
         rid = ctx.record_id
         if not rid:
             action = head + b"}}"
-        elif rid.isascii() and rid.isalnum():  # logdrain's own ids: hex and digits
-            action = head + b',"_id":"' + rid.encode("ascii") + b'"}}'
+        elif rid.isalnum() and rid.isascii():  # logdrain's own ids: hex and digits
+            action = b'%s,"_id":"%s"}}' % (head, rid.encode("ascii"))
         else:
             action = head + b',"_id":' + ctx.json(rid).encode("utf-8") + b"}}"
-        source: dict[str, Any] = {"@timestamp": timestamp(created)}
-        if isinstance(doc, dict):
+        stamp = ctx.timestamp or timestamp(created)
+        source: dict[str, Any] = {"@timestamp": stamp}
+        if type(doc) is dict or isinstance(doc, dict):
             source.update(doc)
             if "@timestamp" in doc:  # the record's own time wins, in first place
-                source["@timestamp"] = timestamp(created)
+                source["@timestamp"] = stamp
         else:
             source["message"] = doc
         return _new(Keyed, (action, source))
@@ -202,7 +205,11 @@ def bind(options: Mapping[str, Any]) -> Callable[[Any, Context], Keyed]:
 
 def frame(parts: list[Any]) -> bytes:
     """Action line and document per record, each line ending in a newline."""
-    return b"".join(key + b"\n" + data + b"\n" for key, data in parts)
+    if not parts:
+        return b""
+    if set(map(len, parts)) != {2}:  # (a bytes part: join() refuses its ints)
+        raise ValueError("elasticsearch: every part must be an (action, document) pair")
+    return b"\n".join(chain.from_iterable(parts)) + b"\n"
 
 
 def framed_size(total: int, count: int) -> int:

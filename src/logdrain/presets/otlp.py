@@ -75,6 +75,10 @@ _DIGITS = re.compile(r"[0-9]+")
 _ID_KEYS = frozenset(
     {"trace_flags", "trace_id", "otelTraceID", "span_id", "otelSpanID", "otelTraceSampled"}
 )
+#: Keys that make ids or semantic-convention attributes (or may: "stack").
+_RARE_KEYS = _ID_KEYS | _CODE_KEYS.keys() | {"exception", "stack"}
+#: What a usual document's time, level, logger and message are made of.
+_USUAL_KEYS = frozenset({"timestamp", "level", "logger", "message"})
 _DURATION = re.compile(r"[0-9]+(\.[0-9]+)?s")  # a google.protobuf.Duration in JSON
 
 
@@ -137,6 +141,26 @@ def _key_values(items: Any, ctx: Context, depth: int, drop_none: bool) -> list[d
             key = str(raw) if plain else ctx.json(raw)
         out[key] = typed
     return [{"key": k, "value": v} for k, v in out.items()]
+
+
+def _plain_attributes(doc: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """:func:`_key_values` of a usual document's other items when each is a
+    str key with a str or int64 value (so unique, and none dropped), else
+    None (and None when there are none, as [] would be no different)."""
+    out = []
+    for key, value in doc.items():
+        if key in _USUAL_KEYS:
+            continue
+        kind = type(value)
+        if type(key) is not str:
+            return None
+        if kind is str:
+            out.append({"key": key, "value": {"stringValue": value}})
+        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+            out.append({"key": key, "value": {"intValue": str(value)}})
+        else:
+            return None
+    return out or None
 
 
 def resource_attributes(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,7 +259,6 @@ def bind(
     severities: dict[int, tuple[int, str | None]] = {}
 
     def mapped(doc: dict[str, Any], ctx: Context) -> Keyed:
-        used = {"timestamp"}  # time and level come from the record itself (ctx), never renamed
         out: dict[str, Any] = {}
         created = ctx.created
         if math.isfinite(created) and created > 0:  # observed as it is made
@@ -248,10 +271,30 @@ def bind(
             known = (number, _NUMBER_TEXT.get(number))
             if type(levelno) is int and len(severities) < 256:
                 severities[levelno] = known
-        number = known[0]
-        if number:
-            out["severityNumber"] = number
+        if known[0]:
+            out["severityNumber"] = known[0]
         level = doc.get("level")
+        logger = doc.get("logger")
+        message = doc.get("message")
+        # The usual document: text level, logger and message, nothing that
+        # makes ids or semantic-convention attributes: the rest are attributes.
+        if (
+            type(level) is str
+            and level
+            and type(logger) is str
+            and type(message) is str
+            and _RARE_KEYS.isdisjoint(doc)
+        ):
+            out["severityText"] = _LEVEL_TEXT.get(level.upper(), level)
+            out["body"] = {"stringValue": message}
+            attributes = _plain_attributes(doc) or _key_values(
+                [(k, v) for k, v in doc.items() if k not in _USUAL_KEYS], ctx, 1, True
+            )
+            if attributes:
+                out["attributes"] = attributes
+            scope_key = keys.get(logger)
+            return _new(Keyed, (scope_key or scope(logger, ctx), out))
+        used = {"timestamp"}  # time and level come from the record itself (ctx), never renamed
         if isinstance(level, str) and level:
             out["severityText"] = _LEVEL_TEXT.get(level.upper(), level)
             used.add("level")
@@ -271,7 +314,6 @@ def bind(
             if flags is None and isinstance(doc.get("otelTraceSampled"), bool):
                 flags = "01" if doc["otelTraceSampled"] else "00"
                 used.add("otelTraceSampled")
-        logger = doc.get("logger")
         if isinstance(logger, str):
             used.add("logger")
         else:
@@ -287,16 +329,18 @@ def bind(
         if span is not None:
             out["spanId"] = span
         scope_key = keys.get(logger) if type(logger) is str else None
-        if scope_key is None:
-            if not resource:
-                resource.append(_resource_json(options, ctx))
-            scope = ctx.json({"name": logger}).encode("utf-8", "replace")
-            scope_key = resource[0] + b"\n" + scope
-            if type(logger) is str:
-                if len(keys) >= 1024:
-                    keys.clear()
-                keys[logger] = scope_key
-        return _new(Keyed, (scope_key, out))
+        return _new(Keyed, (scope_key or scope(logger, ctx), out))
+
+    def scope(logger: Any, ctx: Context) -> bytes:
+        """The resource + scope key of ``logger``'s records (remembered)."""
+        if not resource:
+            resource.append(_resource_json(options, ctx))
+        scope_key = resource[0] + b"\n" + ctx.json({"name": logger}).encode("utf-8", "replace")
+        if type(logger) is str:
+            if len(keys) >= 1024:
+                keys.clear()
+            keys[logger] = scope_key
+        return scope_key
 
     return mapped
 

@@ -132,25 +132,51 @@ def _bind(options: Mapping[str, Any]) -> Callable[[Any, Context], dict[str, Any]
     number where the number alone decides it (Serilog's names)."""
     names = options.get("level_names", "serilog")
     by_number: dict[int, str | None] = {}
+    plain: dict[tuple[Any, ...], bool] = {}  # a document's keys -> _plain(keys)
 
-    def mapped(doc: Any, ctx: Context) -> dict[str, Any]:
-        if not isinstance(doc, dict):
-            doc = {"message": doc}
-        event: dict[str, Any] = {"@t": clef_time(ctx.created)}
-        # "event": a structlog event's message.
-        message_key = "message" if "message" in doc else "event" if "event" in doc else None
-        if message_key is not None and doc[message_key] is not None:
-            event["@m"] = as_text(doc[message_key], ctx)
-        levelno = ctx.levelno
+    def level_of(levelno: int | None, doc: dict[str, Any]) -> str | None:
         if names == "serilog" and type(levelno) is int:
             try:
-                level = by_number[levelno]
+                return by_number[levelno]
             except KeyError:
                 if len(by_number) >= 256:
                     by_number.clear()
                 level = by_number[levelno] = level_name(levelno, None, names)
-        else:
-            level = level_name(levelno, doc.get("level"), names)
+                return level
+        return level_name(levelno, doc.get("level"), names)
+
+    def mapped(doc: Any, ctx: Context) -> dict[str, Any]:
+        # The usual document: a dict with a text message and plain str keys,
+        # none starting with "@" (so none is escaped or collides): the
+        # properties are copied whole, the reified ones taken out again.
+        if type(doc) is dict and type(doc.get("message")) is str:
+            keys = tuple(doc)
+            quick = plain.get(keys)
+            if quick is None:
+                quick = _plain(keys)
+                if len(plain) >= 256:
+                    plain.clear()
+                plain[keys] = quick
+            level = level_of(ctx.levelno, doc)
+            if quick and level is not None:
+                clef = {"@t": ctx.timestamp or clef_time(ctx.created), "@m": doc["message"]}
+                clef["@l"] = level
+                exception = doc.get("exception")
+                if exception:
+                    clef["@x"] = as_text(exception, ctx)
+                clef.update(doc)
+                del clef["message"]
+                for key in _CONSUMED.intersection(doc):
+                    del clef[key]
+                return clef
+        if not isinstance(doc, dict):
+            doc = {"message": doc}
+        event: dict[str, Any] = {"@t": ctx.timestamp or clef_time(ctx.created)}
+        # "event": a structlog event's message.
+        message_key = "message" if "message" in doc else "event" if "event" in doc else None
+        if message_key is not None and doc[message_key] is not None:
+            event["@m"] = as_text(doc[message_key], ctx)
+        level = level_of(ctx.levelno, doc)
         if level is not None:
             event["@l"] = level
         if doc.get("exception"):
@@ -167,8 +193,13 @@ def _bind(options: Mapping[str, Any]) -> Callable[[Any, Context], dict[str, Any]
     return mapped
 
 
+def _plain(keys: tuple[Any, ...]) -> bool:
+    """True when every key is a plain str that does not start with "@"."""
+    return all(type(key) is str and key[:1] != "@" for key in keys)
+
+
 def _frame(parts: list[bytes]) -> bytes:
-    return b"".join(part + b"\n" for part in parts)
+    return b"\n".join(parts) + b"\n" if parts else b""
 
 
 def _framed_size(total: int, count: int) -> int:
