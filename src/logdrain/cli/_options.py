@@ -47,6 +47,17 @@ _HANDLER_KEYS = frozenset({"class", "()", "level", "formatter", "filters", ".", 
 _HANDLER_CLASSES = ("DrainHandler",)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """The shared flags (a group of ``parser``)."""
     group = parser.add_argument_group(

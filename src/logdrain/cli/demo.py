@@ -6,22 +6,13 @@ from __future__ import annotations
 import argparse
 
 from ..demo import DEFAULT_OUTAGE, DEFAULT_RECORDS, MAX_OUTAGE, run_demo
+from ._options import positive_int
 
 EXAMPLES = """\
 examples:
   logdrain demo
   logdrain demo --records 600 --outage 1 --quiet
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _outage_seconds(text: str) -> float:
@@ -44,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     parser.add_argument(
         "--records",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_RECORDS,
         metavar="N",
         help=f"log calls to make (default: {DEFAULT_RECORDS})",

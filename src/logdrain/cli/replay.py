@@ -37,7 +37,7 @@ from ..config.parse import as_duration
 from ..deadletter import Buried, DeadLetter
 from ..drain import Drain
 from ..errors import ConfigError
-from ._options import add_settings_arguments, explicit_settings
+from ._options import add_settings_arguments, explicit_settings, positive_int
 
 #: A round: at most this many records between two flushes (and half the queue).
 ROUND = 2000
@@ -216,7 +216,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     add_settings_arguments(parser)
     parser.add_argument("file", help="the dead-letter file (the drain's dead_letter=)")
-    parser.add_argument("--limit", type=_count, help="send at most N records")
+    parser.add_argument("--limit", type=positive_int, help="send at most N records")
     parser.add_argument(
         "--older-than", type=_duration, metavar="AGE", help="only records first tried AGE ago"
     )
@@ -276,16 +276,6 @@ def _progress_line(result: Result) -> None:
         f"{result.buried_again} buried again"
     )
     sys.stderr.flush()
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _duration(text: str) -> float:

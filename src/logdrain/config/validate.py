@@ -194,18 +194,7 @@ def _validate_dead_letter(s: Settings) -> None:
             f"{s.dead_letter!r} is a directory",
             f"give a file path in it, e.g. {os.path.join(s.dead_letter, 'dead-letter.jsonl')!r}",
         )
-    if not os.path.isdir(parent):
-        raise ConfigError(
-            "dead_letter",
-            f"the directory {parent!r} does not exist",
-            "create it, or give a path in an existing directory",
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(
-            "dead_letter",
-            f"the directory {parent!r} is not writable by this process",
-            "give a path in a directory this process may write",
-        )
+    _check_writable_dir("dead_letter", parent, "create it, or give a path in an existing directory")
 
 
 #: ``spool.MIN_BYTES`` and ``spool.FSYNC``'s names (not imported: sqlite3 loads only
@@ -235,18 +224,23 @@ def _validate_spool(s: Settings) -> None:
             "spool_dir", f"{s.spool_dir!r} is not a directory", "give a directory path"
         )
     where = path if os.path.isdir(path) else os.path.dirname(path)
-    if not os.path.isdir(where):
+    _check_writable_dir(
+        "spool_dir",
+        where,
+        "create it, or give a directory in an existing one (the spool directory "
+        "itself is created 0700 when missing)",
+    )
+
+
+def _check_writable_dir(name: str, directory: str, create_fix: str) -> None:
+    """A ConfigError on ``name`` unless ``directory`` exists and this process may write it."""
+    if not os.path.isdir(directory):
+        raise ConfigError(name, f"the directory {directory!r} does not exist", create_fix)
+    if not os.access(directory, os.W_OK | os.X_OK):
         raise ConfigError(
-            "spool_dir",
-            f"the directory {where!r} (its parent) does not exist",
-            "create it, or give a directory in an existing one (the spool directory "
-            "itself is created 0700 when missing)",
-        )
-    if not os.access(where, os.W_OK | os.X_OK):
-        raise ConfigError(
-            "spool_dir",
-            f"the directory {where!r} is not writable by this process",
-            "give a directory this process may write",
+            name,
+            f"the directory {directory!r} is not writable by this process",
+            "give a path in a directory this process may write",
         )
 
 
