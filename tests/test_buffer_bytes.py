@@ -18,7 +18,7 @@ from collections import deque
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from logdrain import ConfigError, Drain, DrainHandler, DrainProcessor
@@ -570,3 +570,39 @@ def test_a_crash_record_is_charged_its_size_and_reduced() -> None:
         assert 64 * 1024 < stats.queued_bytes < 3 * 64 * 1024
     finally:
         drain.close(0)
+
+
+_EXTRA_VALUES = st.one_of(
+    st.text(max_size=3000),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), max_size=3),
+    st.binary(max_size=3000),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(message="m", extra={"payload": "x" * 900})
+@example(message="m", extra={"payload": "x" * 3000, "n": 1})
+@example(message="m" * 900, extra={"user": [1, 2]})
+@given(
+    message=st.text(max_size=3000),
+    extra=st.dictionaries(st.sampled_from(["a", "user", "payload", "n"]), _EXTRA_VALUES),
+)
+def test_the_handlers_inlined_estimate_charges_as_sizing_does(
+    message: str, extra: dict[str, Any]
+) -> None:
+    """``DrainHandler.handle`` inlines ``sizing.tail_size`` on its fast path; a
+    handler with a filter takes the plain path (``emit``): both charge alike."""
+    fast = DrainHandler(URL, flush_interval=3600, max_record_bytes=1024)
+    plain = DrainHandler(URL, flush_interval=3600, max_record_bytes=1024)
+    plain.addFilter(lambda record: True)
+    try:
+        for handler in (fast, plain):
+            _logger(handler).info("%s", message, extra=extra)
+        assert fast.drain.stats().queued_bytes == plain.drain.stats().queued_bytes
+    finally:
+        fast.drain.close(0)
+        plain.drain.close(0)

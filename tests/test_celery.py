@@ -111,6 +111,27 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.wait(timeout=10)
 
 
+def _start(
+    app: str, source: str, collector: Collector, broker: str, tmp_path: Path, *options: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """A real worker of the app ``source`` (module ``app``), prefork pool, its
+    output in a file (not a pipe: a full pipe would block the worker)."""
+    (tmp_path / f"{app}.py").write_text(textwrap.dedent(source))
+    env = proc.child_env(COLLECTOR=collector.url, BROKER=broker)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        worker = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", app, "worker", "--pool", "prefork",
+                "--concurrency", "2", *options, "--loglevel", "INFO", "--without-gossip",
+                "--without-mingle", "--without-heartbeat", "--hostname", f"logdrain-{app}@%h",
+            ],
+            env=env, cwd=tmp_path, stdout=sink, stderr=sink,
+        )  # fmt: skip
+    return worker, log
+
+
 def _stop(worker: subprocess.Popen[bytes], log: Path) -> str:
     """Warm shutdown (the pool processes end through os._exit); the worker's output."""
     if worker.poll() is None:
@@ -140,23 +161,9 @@ def _delivered(collector: Collector) -> set[int]:
 def test_recycled_pool_processes_deliver_everything(
     collector: Collector, broker: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "celeryapp.py").write_text(textwrap.dedent(APP))
-    env = proc.child_env(COLLECTOR=collector.url, BROKER=broker)
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
-    log = tmp_path / "worker.log"  # a file, not a pipe: a full pipe would block the worker
-    with log.open("wb") as sink:
-        worker = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "celeryapp", "worker",
-                "--pool", "prefork", "--concurrency", "2", "--max-tasks-per-child", "10",
-                "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                "--without-heartbeat", "--hostname", "logdrain-test@%h",
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=sink,
-            stderr=sink,
-        )  # fmt: skip
+    worker, log = _start(
+        "celeryapp", APP, collector, broker, tmp_path, "--max-tasks-per-child", "10"
+    )
     client = celery.Celery("client", broker=broker, backend=broker)
     try:
         results = [client.send_task("celeryapp.work", args=(i,)) for i in range(TASKS)]
@@ -207,19 +214,7 @@ def test_records_inside_a_task_carry_its_id_and_name(
 ) -> None:
     """logdrain.integrations.celery: task_id and task_name on every record
     logged inside a task, in the prefork pool, with no formatter."""
-    (tmp_path / "ctxapp.py").write_text(textwrap.dedent(CONTEXT_APP))
-    env = proc.child_env(COLLECTOR=collector.url, BROKER=broker)
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
-    log = tmp_path / "worker.log"
-    with log.open("wb") as sink:
-        worker = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "ctxapp", "worker", "--pool", "prefork",
-                "--concurrency", "2", "--loglevel", "INFO", "--without-gossip",
-                "--without-mingle", "--without-heartbeat", "--hostname", "logdrain-ctx@%h",
-            ],
-            env=env, cwd=tmp_path, stdout=sink, stderr=sink,
-        )  # fmt: skip
+    worker, log = _start("ctxapp", CONTEXT_APP, collector, broker, tmp_path)
     client = celery.Celery("client", broker=broker, backend=broker)
     try:
         results = [client.send_task("ctxapp.tagged", args=(i,)) for i in range(20)]

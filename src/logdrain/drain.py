@@ -18,7 +18,7 @@ from .deadletter import DeadLetter
 from .encode import Encoder
 from .jsonsafe import safe_repr
 from .queue import RecordQueue
-from .records import RESEND, level_number
+from .records import RESEND, level_number, part_size
 from .report import Reporter, write_stderr
 from .sizing import SMALL, charge
 from .spooling import SpoolLink
@@ -132,8 +132,7 @@ class Drain:
         no mapping. ``created`` (epoch seconds) is what ``max_age`` measures;
         None: it never expires. For ``logdrain replay``."""
         self._worker.resending = True
-        size = len(part[0]) + len(part[1]) if type(part) is tuple else len(part)
-        return self.enqueue((RESEND, part, created), max(SMALL, size))
+        return self.enqueue((RESEND, part, created), max(SMALL, part_size(part)))
 
     def observe(self, callback: Callable[[Any], None] | None) -> None:
         """Call ``callback`` with every answer this drain's requests read (an

@@ -33,6 +33,11 @@ EVENT = 2  # (EVENT, copy of a structlog event dict, time.time() on the caller's
 RESEND = 3
 
 
+def part_size(part: Any) -> int:
+    """The bytes of a part as sent: JSON bytes, or ``(key, JSON bytes)``."""
+    return len(part[0]) + len(part[1]) if type(part) is tuple else len(part)
+
+
 def stdlib_item(
     record: logging.LogRecord, formatter: logging.Formatter | None = None
 ) -> tuple[int, dict[str, Any], str] | StdlibSnapshot:

@@ -33,7 +33,7 @@ from .encode import Encoder
 from .mapping import Mapper, Piece, item_created
 from .presets import Unsendable
 from .queue import Lot, RecordQueue
-from .records import RESEND, STDLIB
+from .records import RESEND, STDLIB, part_size
 from .report import Reporter
 from .shipping import Shipper, safe_text
 from .spooling import IDLE_WAKE, SpoolLink, to_piece
@@ -393,9 +393,7 @@ def _resent(items: list[Any]) -> tuple[list[Any], list[Piece]]:
     pieces: list[Piece] = []
     for item in items:
         if type(item) is tuple and item[0] == RESEND:
-            part = item[1]
-            size = len(part[0]) + len(part[1]) if type(part) is tuple else len(part)
-            pieces.append((1, part, size))
+            pieces.append((1, item[1], part_size(item[1])))
         else:
             others.append(item)
     return others, pieces

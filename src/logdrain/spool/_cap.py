@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 
 from ._dir import dir_bytes
-from ._schema import Spooled
+from ._schema import Spooled, nbytes
 
 STAT_EVERY = 64  # puts between two scans of the directory
 ROW_OVERHEAD = 48  # bytes a row costs on disk beside its key and part (estimate)
@@ -74,4 +74,4 @@ class Cap:
 
 
 def cost(item: Spooled) -> int:
-    return len(item.part) + (0 if item.key is None else len(item.key)) + ROW_OVERHEAD
+    return nbytes(item) + ROW_OVERHEAD

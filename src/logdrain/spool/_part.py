@@ -24,7 +24,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from .._files import open_private, try_lock
-from ._schema import Spooled, check, configure, connect, create
+from ._schema import Spooled, check, configure, connect, create, nbytes
 
 #: Connections and fds a forked child inherited: kept, never closed (closing a
 #: connection could checkpoint or remove the parent's files).
@@ -134,7 +134,7 @@ class Part:
         try:
             conn.executemany(
                 "INSERT INTO records (created, key, part, count, nbytes) VALUES (?, ?, ?, ?, ?)",
-                [(i.created, i.key, i.part, i.count, _nbytes(i)) for i in items],
+                [(i.created, i.key, i.part, i.count, nbytes(i)) for i in items],
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -237,10 +237,6 @@ def _runs(ids: list[int]) -> list[tuple[int, int]]:
         last = rid
     runs.append((first, last))
     return runs
-
-
-def _nbytes(item: Spooled) -> int:
-    return len(item.part) + (0 if item.key is None else len(item.key))
 
 
 def _remove_quietly(path: str, lock_path: str) -> None:

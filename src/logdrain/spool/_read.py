@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ._part import Part
-from ._schema import Spooled
+from ._schema import Spooled, nbytes
 
 
 class RowId(NamedTuple):
@@ -42,7 +42,7 @@ def merge(
     chosen: dict[Part, list[tuple[int, Spooled]]] = {}
     records = size = 0
     for part, rid, item in merged:
-        cost = len(item.part) + (0 if item.key is None else len(item.key))
+        cost = nbytes(item)
         if out and (records + item.count > limit_records or size + cost > limit_bytes):
             break
         out.append((RowId(part.stem, rid), item))

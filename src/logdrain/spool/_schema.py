@@ -68,6 +68,11 @@ class Spooled(NamedTuple):
     count: int = 1  # type: ignore[assignment]
 
 
+def nbytes(item: Spooled) -> int:
+    """The bytes a row holds: its part and its key."""
+    return len(item.part) + (0 if item.key is None else len(item.key))
+
+
 def valid(item: object) -> bool:
     """Whether ``item`` is a :class:`Spooled` whose fields have the types stored."""
     return (
