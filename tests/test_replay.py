@@ -145,7 +145,8 @@ def test_a_replay_killed_midway_loses_nothing(tmp_path: Path) -> None:
         done = run_cli(*cmd[3:])
         assert done.returncode == 0, done.stderr
         assert "10 delivered" in done.stdout
-        assert sorted(r["message"] for r in collector.records) == sorted(f"r{i}" for i in range(10))
+        # At least once: a request of the killed replay may have been stored as well.
+        assert {r["message"] for r in collector.records} == {f"r{i}" for i in range(10)}
     assert buried(path) == []
     assert leftovers(path) == ["dead.jsonl.lock"]
 
