@@ -237,3 +237,55 @@ def test_the_cap_removes_the_oldest_part_and_says_so(
     total = sum(p.stat().st_size for p in tmp_path.iterdir() if p.name.startswith("dead.jsonl"))
     assert total <= 8192 + 1024
     assert "was removed to stay within dead_letter_max_bytes=8192" in capfd.readouterr().err
+
+
+# A hanging collector and one sender taking 10 at a time: at the close deadline
+# one request is in flight (cut) and three batches were never taken.
+AT_CLOSE: dict[str, Any] = {**FAST, "concurrency": 1, "batch_size": 10}
+
+
+def test_dead_letter_on_close_keeps_what_the_deadline_leaves_and_replay_sends_it(
+    tmp_path: Path,
+) -> None:
+    from logdrain.cli.replay import replay
+
+    path = tmp_path / "dead.jsonl"
+    with Collector() as collector:
+        collector.hang()
+        drain = logdrain.Drain(
+            collector.url, dead_letter=str(path), dead_letter_on_close=True, **AT_CLOSE
+        )
+        for n in range(40):
+            drain.submit({"message": f"c{n}", "n": n})
+        assert not drain.close(timeout=2)
+        stats = drain.stats()
+        assert stats.balanced and stats.dropped_closed == 40
+        assert stats.dead_lettered == 40  # each one written before it was counted
+        buried = entries(path)
+        assert sorted(b.record["n"] for b in buried) == list(range(40))
+        assert {b.outcome for b in buried} == {"dropped_closed"}
+        assert {b.reason for b in buried} == {"not delivered by the close deadline"}
+        collector.hang(False)
+        result = replay(str(path), {"url": collector.url, **FAST})
+        assert (result.delivered, result.ok) == (40, True)
+        assert sorted(r["n"] for r in collector.records) == list(range(40))
+    assert entries(path) == []
+
+
+def test_without_dead_letter_on_close_the_deadline_drops_are_not_buried(tmp_path: Path) -> None:
+    path = tmp_path / "dead.jsonl"
+    with Collector() as collector:
+        collector.hang()
+        drain = logdrain.Drain(collector.url, dead_letter=str(path), **AT_CLOSE)
+        for n in range(40):
+            drain.submit({"message": f"d{n}"})
+        assert not drain.close(timeout=1)
+        collector.hang(False)
+    stats = drain.stats()
+    assert (stats.dropped_closed, stats.dead_lettered) == (40, 0)
+    assert entries(path) == []
+
+
+def test_dead_letter_on_close_needs_a_dead_letter_file() -> None:
+    with pytest.raises(logdrain.ConfigError, match=r"dead_letter_on_close.*dead_letter="):
+        logdrain.Drain("http://127.0.0.1:9/x", dead_letter_on_close=True)

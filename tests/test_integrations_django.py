@@ -67,7 +67,13 @@ def whoami(request):
 def boom(request):
     raise ValueError("boom")
 
-urlpatterns = [path("hello/", hello), path("who/", whoami), path("boom/", boom)]
+def headers(request):  # a view that logs what it was sent: redact_keys masks the secrets
+    meta = {k: v for k, v in request.META.items() if k.startswith("HTTP_")}
+    log.info("headers", extra={"headers": dict(request.headers), "meta": meta})
+    return HttpResponse("ok")
+
+urlpatterns = [path("hello/", hello), path("who/", whoami), path("boom/", boom),
+               path("headers/", headers)]
 
 call_command("migrate", verbosity=0)
 user = User.objects.create_user("ada", password="pw")
@@ -78,6 +84,8 @@ with connection.execute_wrapper(lambda run, sql, *a: queries.append(sql) or run(
 client.force_login(user)
 second = client.get("/who/", HTTP_COOKIE_EXTRA="x")
 third = client.get("/boom/?i=0", HTTP_USER_AGENT="probe/1.0")
+client.get("/headers/", HTTP_AUTHORIZATION="Bearer s3cr3t", HTTP_COOKIE="sessionid=s3cr3t",
+           HTTP_X_API_KEY="s3cr3t", HTTP_ACCEPT="text/plain")
 import logdrain
 for handler in logging.getLogger("app").handlers:
     handler.flush()
@@ -92,7 +100,7 @@ def test_request_fields_user_id_and_django_request(collector: Collector) -> None
     facts: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     assert facts["first"] == "req-123"  # the incoming id, sent back
     assert facts["third"] == 500
-    assert collector.wait_for_count(3)
+    assert collector.wait_for_count(4)
     by_message = {r["message"]: r for r in collector.records}
     hello = by_message["hello"]
     assert (hello["request_id"], hello["http_method"], hello["http_path"]) == (
@@ -108,5 +116,10 @@ def test_request_fields_user_id_and_django_request(collector: Collector) -> None
     assert boom["http_status"] == 500 and boom["http_path"] == "/boom/"
     assert boom["user_agent"] == "probe/1.0"
     assert boom.get("request") is None  # not "<WSGIRequest: GET '/boom/?i=0'>"
+    logged = by_message["headers"]  # redact_keys, on by default: nested values masked
+    assert logged["headers"]["Authorization"] == "***" and logged["headers"]["Cookie"] == "***"
+    assert logged["headers"]["X-Api-Key"] == "***" and logged["headers"]["Accept"] == "text/plain"
+    assert logged["meta"]["HTTP_AUTHORIZATION"] == "***" and logged["meta"]["HTTP_COOKIE"] == "***"
+    assert logged["meta"]["HTTP_ACCEPT"] == "text/plain"
     shipped = json.dumps(collector.records)
     assert "s3cr3t" not in shipped and "WSGIRequest" not in shipped

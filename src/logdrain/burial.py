@@ -1,8 +1,8 @@
 """Burying what could not be delivered: pieces of a batch -> dead-letter entries.
 
 The senders call :meth:`Burial.bury` where they settle records ``rejected``
-or ``failed`` (and ``dropped_closed``, when ``dead_letter_dropped`` asks for
-it): each record goes to the dead-letter file (:mod:`logdrain.deadletter`) as
+or ``failed`` (and ``dropped_closed``, when ``dead_letter_on_close`` asks
+for it): each record goes to the dead-letter file (:mod:`logdrain.deadletter`) as
 the JSON it was sent as (after the preset's mapping, so that ``logdrain
 replay`` sends it again as it is), with its key (a Loki label set, an
 Elasticsearch action line), the reason, the last answer's status and start,

@@ -203,7 +203,8 @@ class Drain:
                 return
             self._closing = True
             self._close_target = self._queue.mark()
-            if self._spool is not None:  # the senders' end, leaving time to write the rest
+            if self._spool is not None or self.settings.dead_letter_on_close:
+                # The senders' end, leaving time to write the rest to disk.
                 deadline -= spool_reserve(deadline - time.monotonic())
             self._transport.deadline = deadline
             self._queue.close()

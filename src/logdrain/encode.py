@@ -31,6 +31,8 @@ from .jsonsafe import (
     to_jsonable,
 )
 from .records import STDLIB, StdlibSnapshot
+from .redact import PLAIN as _PLAIN
+from .redact import Redactor
 from .truncate import CORE_FIELDS, NOTE_KEY, shorten
 
 __all__ = [  # the names other modules and tests import from here
@@ -95,6 +97,11 @@ class Encoder:
         self._record_key = settings.record_key
         self._as_string = settings.record_as_string
         self._wraps = bool(self._envelope) or self._record_key is not None
+        #: ``redact_keys``: masks sensitive values (None: none listed).
+        redactor = Redactor(settings.redact_keys)
+        self._redactor: Redactor | None = redactor if redactor.names else None
+        self._clean_keys = None if self._redactor is None else self._redactor.clean
+        self._mask_extras = redactor.extras
         #: (LogRecord attribute, document key) the ``include`` setting adds.
         self.included = include_names(settings.naming, tuple(dict.fromkeys(settings.include)))
         #: A stdlib snapshot's document (what ``Mapper`` and the fast path call):
@@ -124,7 +131,14 @@ class Encoder:
         return "%s.%06dZ" % (cached[1], (created - sec) * 1e6)  # noqa: UP031 - 2x faster than :06d
 
     def document(self, item: Any) -> dict[str, Any]:
-        """The JSON object for one queued item."""
+        """The JSON object for one queued item, sensitive values masked."""
+        return self._document(item, masked=True)
+
+    def _document(self, item: Any, *, masked: bool) -> dict[str, Any]:
+        """The JSON object for one queued item; ``masked=False`` leaves the
+        masking of a structlog event's or a mapping's keys to the caller (the
+        fast path does it for a whole batch; a stdlib record's extras are
+        masked as its document is built)."""
         kind = type(item)
         if kind is tuple:  # the front ends' cheap items (records.STDLIB / records.EVENT)
             tag, data, extra = item
@@ -133,9 +147,9 @@ class Encoder:
             doc = dict(data)
             if "timestamp" not in doc:
                 doc["timestamp"] = self.timestamp(extra)
-            return doc
+            return self._masked(doc) if masked else doc
         if kind is not StdlibSnapshot:
-            return dict(item)
+            return self._masked(dict(item)) if masked else dict(item)
         doc = self._stdlib_document(item, item.get("message"))
         msg = item.get("msg")
         if isinstance(msg, dict):  # structlog's stdlib integration: the event dict
@@ -144,7 +158,14 @@ class Encoder:
             for key, value in event.items():
                 if key not in _CORE_FIELDS:
                     doc[key] = value
+            return self._masked(doc) if masked else doc
         return doc
+
+    def _masked(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """``doc`` (a structlog event or submitted mapping: every key the
+        caller's) with sensitive values masked (``redact_keys``)."""
+        redactor = self._redactor
+        return doc if redactor is None else redactor.document(doc)
 
     def _with_included(
         self, included: tuple[tuple[str, str], ...]
@@ -201,9 +222,20 @@ class Encoder:
             seen += 1  # noqa: SIM113 - 10% cheaper than enumerate() here
             if key not in RECORD_ATTRS:
                 extras.append(key)
-        for key in reversed(extras):
-            if key not in doc:
-                doc[key] = attrs[key]
+        if extras:
+            extras.reverse()
+            # redact_keys: of the document, only the extras hold keys of the caller's
+            # choosing; their usual case (known, clean keys, plain values) is
+            # checked inline, a call only for the rest.
+            clean = self._clean_keys
+            odd = False
+            for key in extras:
+                if key not in doc:
+                    value = doc[key] = attrs[key]
+                    if clean is not None and (key not in clean or type(value) not in _PLAIN):
+                        odd = True
+            if odd:
+                self._mask_extras(doc, extras)
         return doc
 
     # -- bytes --
@@ -330,24 +362,37 @@ class Encoder:
         chunk above ``max_record_bytes`` (a record in it may need truncating)."""
         if not self._preset.json_array or self._wraps or self._preset.maps:
             return None
+        redactor = self._redactor
+        others: list[dict[str, Any]] = []  # the documents of events and mappings
+        document = self._document
+
+        def other(item: Any) -> dict[str, Any]:
+            doc = document(item, masked=False)
+            others.append(doc)
+            return doc
+
         try:
-            document = self.document
             stdlib_document = self._stdlib_document
             docs = [
                 stdlib_document(item[1], item[2])
                 if type(item) is tuple and item[0] == STDLIB
-                else document(item)
+                else other(item)
                 for item in items
             ]
+            if others and redactor is not None:  # their keys, in one pass
+                redactor.keys_of(others)
             if self._rename or self._fields:
                 docs = [self.shape(doc) for doc in docs]
         except Exception:  # noqa: BLE001 - the per-record path handles every case
             return None
-        return self.chunks(docs)
+        return self.chunks(docs, nested=bool(others) and redactor is not None)
 
-    def chunks(self, docs: list[Any]) -> list[tuple[int, bytes]] | None:
+    def chunks(self, docs: list[Any], *, nested: bool = False) -> list[tuple[int, bytes]] | None:
         """``docs`` as JSON in chunks: (count, comma-joined records) pieces,
-        or None when any chunk needs the per-record path."""
+        or None when any chunk needs the per-record path. ``nested``: a chunk
+        whose JSON holds an object or array inside a record (or a brace or
+        bracket in a string: a false alarm, costing only time) has the values
+        nested in its records masked and is written again."""
         limit = self._max_bytes
         fast = self._fast_dumps
         # One encoder call per chunk amortises its setup (about half the
@@ -365,6 +410,11 @@ class Encoder:
                     # sure it is not one (else the stdlib path says "NaN").
                     if b"null" in data and needs_stdlib(chunk):
                         return None
+                if nested and (data.count(b"{") != len(chunk) or data.count(b"[") != 1):
+                    redactor = self._redactor
+                    if redactor is not None:
+                        chunk = [redactor.containers(doc) for doc in chunk]
+                        data = self._dumps(chunk).encode("utf-8") if fast is None else fast(chunk)
                 if len(data) > limit:
                     return None
                 parts.append((len(chunk), data[1:-1]))

@@ -35,7 +35,7 @@ from .presets import Verdict
 from .queue import Lot, Outcome, RecordQueue
 from .report import Reporter
 from .retry import Backoff, StopAtDeadline
-from .spooling import SPOOL_AFTER, SpoolLink
+from .spooling import NO_COPY, SPOOL_AFTER, Copy, SpoolLink
 from .transport import Aborted, Reply, Transport
 
 
@@ -138,6 +138,9 @@ class Shipper:
         except Aborted:
             if state.spool_at is not None and lot.disk is None and not self._to_disk(lot, state):
                 return []  # the close deadline: kept on disk
+            if self._s.dead_letter_on_close and lot.disk is None:
+                why = "not delivered by the close deadline"
+                self._bury(state, "dropped_closed", why, None, "")
             self._settle(lot, state, "dropped_closed", "")
         except PermanentError as exc:
             self._bury(state, "rejected", exc.reason, exc.status, exc.body)
@@ -194,7 +197,7 @@ class Shipper:
             state.body = self._frame([data for _, data, _ in state.pieces])
             state.framed = state.pieces
         try:
-            reply = self._transport.post_once(state.body, batch_id, state.count, state.attempt)
+            reply = self._post(lot, state, batch_id)
             verdict = reply.verdict
             if verdict.outcome == "delivered":
                 self._settle(lot, state, "delivered", "")
@@ -206,12 +209,34 @@ class Shipper:
                 raise PermanentError(f"unknown verdict {verdict.outcome!r}", reply.status)
         except TransientError as exc:
             spool_at = state.spool_at
-            if spool_at is not None and (
-                time.monotonic() >= spool_at or self._transport.deadline is not None
+            if state.copy.rows or (
+                spool_at is not None
+                and (time.monotonic() >= spool_at or self._transport.deadline is not None)
             ):
                 self._outage(exc)  # the next batches go to disk at once for a while
                 raise _ToSpool from exc
             raise
+
+    def _post(self, lot: Lot, state: _Pending, batch_id: str) -> Reply:
+        """One request. With a spool, an attempt still running when the batch's
+        second is up gets a copy on disk (the keeper's); the copy is kept when
+        the attempt fails in a way that sends the batch to disk (``_to_disk``
+        uses it) and deleted otherwise, before the verdict settles anything."""
+        post = self._transport.post_once
+        spool = self._spool
+        if spool is None or state.spool_at is None or lot.disk is not None:
+            return post(state.body, batch_id, state.count, state.attempt)
+        watch = spool.watch(state.pieces, state.spool_at)
+        try:
+            reply = post(state.body, batch_id, state.count, state.attempt)
+        except (TransientError, Aborted):
+            state.copy = spool.unwatch(watch)
+            raise
+        except BaseException:
+            spool.discard(spool.unwatch(watch))
+            raise
+        spool.discard(spool.unwatch(watch))  # answered: whatever it says, not kept
+        return reply
 
     def _partial(self, lot: Lot, state: _Pending, reply: Reply) -> None:
         verdict: Verdict = reply.verdict
@@ -250,9 +275,17 @@ class Shipper:
     def _to_disk(self, lot: Lot, state: _Pending) -> bool:
         """Write ``state``'s pieces to the spool, those that fit; settled
         ``spooled``. True when some are left (to retry in memory)."""
-        if self._spool is None:
+        spool = self._spool
+        if spool is None:
             return bool(state.pieces)
-        done, records = self._spool.put(state.pieces)
+        copy, state.copy = state.copy, NO_COPY
+        if copy.rows:  # written while the attempt hung: settled, then read back
+            self._settle_n(lot, copy.records, "spooled", "", done=False)
+            spool.keep(copy)
+            state.pieces = state.pieces[copy.pieces :]
+            if not state.pieces:
+                return False
+        done, records = spool.put(state.pieces)
         if records:
             self._settle_n(lot, records, "spooled", "", done=False)
         state.pieces = state.pieces[done:]
@@ -327,7 +360,7 @@ class _StopAtSpool(tenacity.stop.stop_base):
 class _Pending:
     """The records of one batch id not yet settled, and its attempt count."""
 
-    __slots__ = ("attempt", "body", "framed", "pieces", "spool_at", "tried")
+    __slots__ = ("attempt", "body", "copy", "framed", "pieces", "spool_at", "tried")
 
     def __init__(self, pieces: list[Piece], tried: Attempts | None = None) -> None:
         self.pieces = pieces
@@ -339,6 +372,8 @@ class _Pending:
         self.framed: list[Piece] | None = None
         #: With a spool: when a failed attempt sends the batch to disk (None: never).
         self.spool_at: float | None = None
+        #: The copy the spool's keeper wrote while an attempt hung (held rows).
+        self.copy: Copy = NO_COPY
 
     @property
     def count(self) -> int:

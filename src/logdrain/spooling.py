@@ -7,6 +7,12 @@ moves records in the ledger (``queue.RecordQueue``).
   deadline) is written as its pieces; the records written move from
   ``in_flight`` to ``spooled``. What a put does not write (the cap, a failing
   disk) stays in memory and is retried there as without a spool.
+* A hanging attempt: while a batch's request runs past that second (a
+  collector that took the connection and does not answer), the keeper thread
+  writes a copy of it as held rows (:meth:`Spool.put_held`; still
+  ``in_flight`` in the ledger, not read back). If the attempt then fails, the
+  copy becomes the batch's rows (``spooled``); if it ends otherwise, the copy
+  is deleted. A SIGKILL meanwhile leaves the copy for the next start.
 * Back: rows are taken oldest first and shipped as a batch; once every record
   in it has an outcome other than a transient failure, the rows are
   acknowledged (deleted) and their records move from ``spooled`` to those
@@ -23,7 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .mapping import Piece
 from .queue import RecordQueue
@@ -83,6 +89,31 @@ def _chunks(items: list[Spooled], limit: int) -> list[list[Spooled]]:
     return out
 
 
+class Copy(NamedTuple):
+    """The held rows a keeper wrote of a batch in flight: its leading ``pieces``
+    (``records`` in all); ``rows`` empty when nothing was written."""
+
+    pieces: int
+    records: int
+    rows: list[RowId]
+
+
+NO_COPY = Copy(0, 0, [])
+
+
+class Watch:
+    """One attempt the keeper watches: copy ``pieces`` to disk once ``due``
+    (``time.monotonic()``) passes while the attempt runs."""
+
+    __slots__ = ("copy", "due", "pieces", "stage")
+
+    def __init__(self, pieces: Sequence[Piece], due: float) -> None:
+        self.pieces = pieces
+        self.due = due
+        self.stage = 0  # 0 waiting, 1 being written, 2 written (or tried)
+        self.copy = NO_COPY
+
+
 class SpoolLink:
     """One Drain's spool and the ledger moves that go with it; thread-safe."""
 
@@ -95,6 +126,11 @@ class SpoolLink:
         self._lock = threading.Lock()
         self._torn_seen = self.spool.torn  # a forked child: not the parent's
         self._adopt_at = 0.0  # first look: at the senders' start
+        self._watched: list[Watch] = []  # at most one attempt per sender
+        self._keeper_cond = threading.Condition(threading.Lock())
+        self._keeper: threading.Thread | None = None  # started by the first watch
+        self._wake_at = float("inf")
+        self._closed = False
 
     reset_after_fork = _reset
 
@@ -107,6 +143,10 @@ class SpoolLink:
     def put(self, pieces: Sequence[Piece]) -> tuple[int, int]:
         """Write the leading pieces that fit; (pieces written, their records).
         Never raises."""
+        copy = self._write(pieces, hold=False)
+        return copy.pieces, copy.records
+
+    def _write(self, pieces: Sequence[Piece], *, hold: bool) -> Copy:
         created = time.time()
         items: list[Spooled] = []
         for piece in pieces:
@@ -115,14 +155,19 @@ class SpoolLink:
                 break
             items.append(item)
         if not items:
-            return 0, 0
+            return NO_COPY
         written = 0
+        rows: list[RowId] = []
         with self._lock:
             # Transactions of at most half of wal_bytes: the WAL stays within the reserve
             # the cap keeps for it (one transaction beyond its limit).
             for chunk in _chunks(items, self.spool.wal_bytes // 2):
                 want = sum(item.count for item in chunk)
-                got = self.spool.put(chunk)
+                if hold:
+                    got, ids = self.spool.put_held(chunk)
+                    rows += ids
+                else:
+                    got = self.spool.put(chunk)
                 written += got
                 if got < want:
                     break
@@ -133,7 +178,80 @@ class SpoolLink:
                 break
             records += item.count
             done += 1
-        return done, records
+        return Copy(done, records, rows)
+
+    # -- a hanging attempt --
+
+    def watch(self, pieces: Sequence[Piece], due: float) -> Watch:
+        """Have the keeper copy ``pieces`` to disk if the attempt about to run is
+        still running at ``due``; :meth:`unwatch` when it ends."""
+        watch = Watch(pieces, due)
+        cond = self._keeper_cond
+        with cond:
+            self._watched.append(watch)
+            if self._keeper is None and not self._closed:
+                self._keeper = threading.Thread(
+                    target=self._keep, name="logdrain-spool-keeper", daemon=True
+                )
+                self._keeper.start()
+            elif due < self._wake_at:
+                cond.notify()
+        return watch
+
+    def unwatch(self, watch: Watch) -> Copy:
+        """The attempt ended: the copy the keeper wrote of it (waiting for a write
+        under way), :data:`NO_COPY` when none."""
+        cond = self._keeper_cond
+        with cond:
+            if watch in self._watched:
+                self._watched.remove(watch)
+            while watch.stage == 1:
+                cond.wait()
+            watch.stage = 2
+            return watch.copy
+
+    def keep(self, copy: Copy) -> None:
+        """The copy becomes its records' rows: read back like any other (the
+        caller has settled those records ``spooled``)."""
+        if copy.rows:
+            self.spool.release(copy.rows)
+
+    def discard(self, copy: Copy) -> None:
+        """Delete a copy whose records were settled otherwise. A failed delete
+        leaves the rows held: never read back by this process (the next start
+        may deliver them again: at least once)."""
+        if copy.rows:
+            with self._lock:
+                self.spool.ack(copy.rows, release_on_error=False)
+
+    def _keep(self) -> None:
+        """The keeper thread: writes the copies that come due."""
+        cond = self._keeper_cond
+        while True:
+            with cond:
+                watch = None
+                while not self._closed:
+                    now = time.monotonic()
+                    waiting = [w for w in self._watched if w.stage == 0]
+                    watch = min(waiting, key=lambda w: w.due, default=None)
+                    if watch is not None and watch.due <= now:
+                        watch.stage = 1
+                        break
+                    watch = None
+                    self._wake_at = float("inf") if not waiting else min(w.due for w in waiting)
+                    cond.wait(None if not waiting else self._wake_at - now)
+                self._wake_at = float("inf")
+                if watch is None:
+                    self._keeper = None
+                    return
+            try:
+                copy = self._write(watch.pieces, hold=True)
+            except Exception:  # noqa: BLE001 - the keeper must survive anything
+                copy = NO_COPY
+            with cond:
+                watch.copy = copy
+                watch.stage = 2
+                cond.notify_all()
 
     # -- back --
 
@@ -197,5 +315,8 @@ class SpoolLink:
     # -- the end --
 
     def close(self) -> None:
+        with self._keeper_cond:
+            self._closed = True
+            self._keeper_cond.notify_all()
         with self._lock:
             self.spool.close()

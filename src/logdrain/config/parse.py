@@ -429,6 +429,7 @@ _SPECIAL: dict[str, Callable[[str, Any], Any]] = {
     "auth": _as_auth,
     "token_provider": _as_callable,
     "fields": _as_names,
+    "redact_keys": _as_names,
     "envelope_required": _as_names,
     "rename": _as_rename,
     "envelope": _as_mapping,

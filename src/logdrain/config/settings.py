@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
+from ..redact import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
+
 ENV_PREFIX = "LOGDRAIN_"
 
 OVERFLOW_POLICIES = ("drop_oldest", "drop_newest", "block")
@@ -119,12 +121,15 @@ class Settings:
     max_age: float = 0.0  # seconds; a record older than this when taken is not sent (0: off)
     dead_letter: str | None = None  # path of the dead-letter file (None: none)
     dead_letter_max_bytes: int = DEFAULT_DEAD_LETTER_MAX_BYTES
+    dead_letter_on_close: bool = False  # also records the close deadline leaves unsent
     # -- the disk spool (docs/durability.md): records not acknowledged within about 1 s --
     spool_dir: str | None = None  # directory of the spool (None: no spool)
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     spool_fsync: str = "off"  # "off" | "normal" | "full" (SQLite's synchronous)
     # -- context on every record (see docs/context.md) --
     include: tuple[str, ...] = ()  # LogRecord attributes added to the document
+    #: Keys whose values are masked wherever they appear in a record (see redact.py).
+    redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS
     naming: str = ""  # "" until resolved: the preset's convention
     context: bool = True  # merge logdrain's and structlog's context variables
     trace: bool = True  # OpenTelemetry trace and span ids, when a span is recording

@@ -185,6 +185,12 @@ def _validate_dead_letter(s: Settings) -> None:
             "give a size such as '64MiB' (the default)",
         )
     if s.dead_letter is None:
+        if s.dead_letter_on_close:
+            raise ConfigError(
+                "dead_letter_on_close",
+                "is on without a dead-letter file",
+                "set dead_letter='path/dead-letter.jsonl' too, or leave dead_letter_on_close off",
+            )
         return
     path = os.path.abspath(os.path.expanduser(s.dead_letter))
     parent = os.path.dirname(path)

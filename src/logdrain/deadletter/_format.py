@@ -54,7 +54,7 @@ class Buried:
     attempts: int
     first_attempt: float  # epoch seconds
     last_attempt: float
-    outcome: str  # "rejected", "failed", "dropped_overflow", "dropped_close"
+    outcome: str  # "rejected", "failed", "dropped_closed"
 
 
 _STR, _NUM, _OPT_STR, _OPT_INT = (str,), (int, float), (str, type(None)), (int, type(None))

@@ -127,8 +127,9 @@ class Part:
 
     # -- rows -------------------------------------------------------------------------------
 
-    def put(self, items: Sequence[Spooled]) -> None:
-        """Write ``items`` in one transaction (all or none)."""
+    def put(self, items: Sequence[Spooled], *, hold: bool = False) -> list[int]:
+        """Write ``items`` in one transaction (all or none); their row ids. ``hold``:
+        the rows are taken at once (not handed out until released; a crash frees them)."""
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -136,6 +137,8 @@ class Part:
                 "INSERT INTO records (created, key, part, count, nbytes) VALUES (?, ?, ?, ?, ?)",
                 [(i.created, i.key, i.part, i.count, nbytes(i)) for i in items],
             )
+            # AUTOINCREMENT within one write transaction: the ids are consecutive.
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -143,6 +146,11 @@ class Part:
             raise
         self.rows += len(items)
         self.pending += sum(i.count for i in items)
+        ids = list(range(last - len(items) + 1, last + 1))
+        if hold:  # taken, without moving the cursor past rows not taken yet
+            for rid, item in zip(ids, items, strict=True):
+                self._taken[rid] = item.count
+        return ids
 
     def fetch(self, limit: int) -> list[tuple[int, Spooled]]:
         """Up to ``limit`` rows not taken yet, in the order written."""

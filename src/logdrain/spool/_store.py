@@ -127,6 +127,15 @@ class Spool:
 
     def put(self, items: Sequence[Spooled]) -> int:
         """Write ``items`` in one transaction; the records written. Never raises."""
+        return self._put(items, hold=False)[0]
+
+    def put_held(self, items: Sequence[Spooled]) -> tuple[int, list[RowId]]:
+        """Write ``items`` as :meth:`put` does, as rows already taken (a copy of
+        records still in flight: :meth:`take` does not hand them out until they are
+        released; :meth:`ack` deletes them); the records written and their rows."""
+        return self._put(items, hold=True)
+
+    def _put(self, items: Sequence[Spooled], *, hold: bool) -> tuple[int, list[RowId]]:
         records = 0
         try:
             if not all(map(valid, items)):
@@ -135,24 +144,27 @@ class Spool:
                         i.count for i in items if isinstance(getattr(i, "count", None), int)
                     )
                     self.last_error = f"spool {self.directory}: a put refused: not Spooled items"
-                return 0
+                return 0, []
             records = sum(item.count for item in items)
             with self._lock:
                 self._check_pid()
                 if not items or self._closed:
                     self._failed += records if self._closed else 0
-                    return 0
+                    return 0, []
                 if self._degraded and time.monotonic() < self._retry_at:
                     self._failed += records
-                    return 0
+                    return 0, []
                 if self._cap.due:
                     self._check_own()
                 fit, size = self._cap.fit(items, self._own_stem())
+                rows: list[RowId] = []
                 if fit:
                     if self._own is None:
                         os.makedirs(self.directory, mode=0o700, exist_ok=True)
                         self._own = Part.new(self.directory, self.fsync, self.wal_bytes)
-                    self._own.put(items[:fit])
+                    stem = self._own.stem
+                    ids = self._own.put(items[:fit], hold=hold)
+                    rows = [RowId(stem, rid) for rid in ids] if hold else []
                 self._cap.wrote(size)
                 written = sum(item.count for item in items[:fit])
                 self._spooled += written
@@ -160,10 +172,10 @@ class Spool:
                     self._degraded = False
                     self._backoff = _BACKOFF[0]
                     self._say(f"spool {self.directory}: writing to disk again")
-                return written
+                return written, rows
         except Exception as exc:  # noqa: BLE001 - put never raises
             self._degrade(records, exc)
-            return 0
+            return 0, []
 
     def _check_own(self) -> None:
         own = self._own
@@ -216,9 +228,11 @@ class Spool:
                     heads.append((part, rows))
             return merge(heads, limit_records, limit_bytes)
 
-    def ack(self, row_ids: Iterable[RowId]) -> int:
+    def ack(self, row_ids: Iterable[RowId], *, release_on_error: bool = True) -> int:
         """Delete delivered rows; the records in them. An adopted part left empty is
-        removed. Never raises (a failure leaves the rows to be delivered again)."""
+        removed. Never raises (a failure leaves the rows to be delivered again; with
+        ``release_on_error=False`` it leaves them taken: a copy that must not be read
+        back by this process, delivered again by a later one)."""
         with self._lock:
             self._check_pid()
             ids = by_part(row_ids)
@@ -230,7 +244,8 @@ class Spool:
                     done += part.ack(ids[part.stem])
                 except sqlite3.Error as exc:
                     self.last_error = f"spool {part.path}: acknowledgement not written: {exc}"
-                    part.release(ids[part.stem])
+                    if release_on_error:
+                        part.release(ids[part.stem])
                     continue
                 if part is not self._own and part.rows == 0:
                     del self._adopted[part.stem]
