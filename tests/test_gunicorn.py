@@ -8,13 +8,17 @@ import signal
 import socket
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from logdrain.testing import Collector
 
 from . import proc
+
+T = TypeVar("T")
 
 pytest.importorskip("gunicorn")
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gunicorn is POSIX-only")
@@ -51,6 +55,21 @@ def _get(port: int) -> int:
         conn.close()
 
 
+def wait_answering(
+    master: proc.subprocess.Popen[str], collector: Collector, get: Callable[[], T]
+) -> T:
+    """``get()``'s result once the server answers (retried while it refuses
+    connections; 600 tries: a cap, not a timing); fails if the master exits."""
+    for _ in range(600):
+        try:
+            return get()
+        except OSError:
+            if master.poll() is not None:
+                break
+            collector.wait_for(lambda c: False, timeout=0.05)
+    raise AssertionError(master.stderr.read() if master.poll() is not None else "no answer")
+
+
 def test_preloaded_workers_each_deliver_once(collector: Collector, tmp_path: Path) -> None:
     """Records queued in the master before the fork arrive once; every worker's arrive."""
     (tmp_path / "preapp.py").write_text(textwrap.dedent(APP))
@@ -70,16 +89,7 @@ def test_preloaded_workers_each_deliver_once(collector: Collector, tmp_path: Pat
     )  # fmt: skip
     try:
         # Wait (generously) until the server answers, then make some requests.
-        answered = 0
-        for _ in range(600):
-            try:
-                answered = _get(port)
-                break
-            except OSError:
-                if master.poll() is not None:
-                    break
-                collector.wait_for(lambda c: False, timeout=0.05)
-        assert answered == 200, master.stderr.read() if master.poll() is not None else ""
+        assert wait_answering(master, collector, lambda: _get(port)) == 200
         for _ in range(19):
             assert _get(port) == 200
         master.send_signal(signal.SIGTERM)

@@ -26,6 +26,7 @@ FAST: dict[str, Any] = {"flush_interval": 0.05, "capture_crashes": False}
         ("apiKey", True), ("db.password", True), ("access_token", True),
         ("Set-Cookie", True), ("password_hash", True), ("authToken", True),
         ("max_tokens", False), ("tokenizer", False), ("author", False), ("user", False),
+        ("PWD", False), ("MYSQL_PWD", True), ("sessionid", True), ("csrftoken", True),
         ("message", False),
     ],
 )  # fmt: skip
@@ -121,3 +122,25 @@ def test_the_encoders_inline_check_survives_the_memo_starting_afresh() -> None:
     assert doc({"password": "b", "n": 1})["password"] == MASK
     assert doc({"n": {"api_key": "c"}})["n"] == {"api_key": MASK}  # nested under a clean key
     assert doc({"n": 2})["n"] == 2
+
+
+def test_hostile_containers_are_masked_as_the_encoder_reads_them() -> None:
+    class ItemsRaise(dict[str, Any]):
+        def items(self) -> Any:
+            raise RuntimeError("items exploded")
+
+    class IterRaise(list[Any]):
+        def __iter__(self) -> Any:
+            raise RuntimeError("iter exploded")
+
+    class ClassRaise:
+        @property  # type: ignore[misc]
+        def __class__(self) -> Any:
+            raise RuntimeError("class exploded")
+
+    odd = ClassRaise()
+    doc = {"a": ItemsRaise(password="x", n=1), "b": IterRaise([{"token": "y"}]), "c": odd}
+    out = Redactor(DEFAULT_KEYS).document(doc)
+    assert out["a"] == {"password": MASK, "n": 1}  # its own items, as orjson reads them
+    assert out["b"] == [{"token": MASK}]
+    assert out["c"] is odd  # unreadable: left to the encoder's placeholder

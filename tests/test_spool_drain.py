@@ -145,6 +145,17 @@ def spooler(url: str, directory: Path, n: int, tag: str) -> subprocess.Popen[str
     return child
 
 
+def kill_9(child: subprocess.Popen[str]) -> None:
+    """SIGKILL ``child`` and reap it (killed again, whatever happens)."""
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        child.communicate(timeout=CAP)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+
+
 def recover(url: str, directory: Path, want: int) -> dict[str, Any]:
     done = proc.run(RECOVERER, timeout=CAP, URL=url, DIR=str(directory), WANT=str(want))
     assert done.returncode == 0, done.stderr
@@ -346,12 +357,8 @@ def test_kill_9_during_an_outage_then_a_restart_delivers_every_spooled_record(
             line = read_line(child, "SPOOLED")
             first = json.loads(line.split(" ", 1)[1])
             assert first["spooled"] == 1000
-            os.kill(child.pid, signal.SIGKILL)
-            child.communicate(timeout=CAP)
         finally:
-            if child.poll() is None:
-                child.kill()
-        assert child.returncode == -signal.SIGKILL
+            kill_9(child)
         assert len(parts(directory)) == 1
         collector.up()
         stats = recover(collector.url, directory, 1000)
@@ -564,3 +571,34 @@ def test_rows_on_disk_older_than_max_age_are_expired_not_sent(tmp_path: Path) ->
         messages = sorted(r["message"] for r in collector.records)
     assert messages == ["fresh", "recent"]
     assert (stats.recovered, stats.expired, stats.balanced) == (6, 5, True)
+
+
+def test_a_row_whose_shipping_raises_is_buried_once_not_retried_forever(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    dead = tmp_path / "dead.jsonl"
+    spool = Spool(directory, 1 << 24)
+    assert spool.put([Spooled(time.time(), None, b'{"message":"poison"}', 1)]) == 1
+    spool.close()  # its lock is free: the next Drain adopts it
+    with Collector() as collector:
+        drain = logdrain.Drain(
+            collector.url, spool_dir=str(directory), dead_letter=str(dead), **FAST
+        )
+        shipper = drain._worker._shipper
+        frame = shipper._frame
+
+        def hostile(parts: list[Any]) -> bytes:  # a bug met only by this row
+            if any(b"poison" in bytes(part) for part in parts):
+                raise RuntimeError("a framing bug")
+            return frame(parts)
+
+        shipper._frame = hostile
+        try:
+            drain.submit({"message": "fresh"})
+            assert wait_until(lambda: drain.stats().recovered == 1 and drain.stats().pending == 0)
+            stats = drain.stats()
+        finally:
+            drain.close()
+        assert stats.balanced and stats.failed == 1 and stats.dead_lettered == 1
+        assert stats.delivered == 1 and stats.spooled == 0
+        assert [r["message"] for r in collector.records] == ["fresh"]
+    assert parts(directory) == []  # acknowledged: not taken again every second

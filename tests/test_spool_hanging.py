@@ -8,8 +8,6 @@ the collector answers. Every wait is on a condition with a generous cap."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +20,7 @@ import logdrain
 from logdrain.spool import Spool, Spooled
 from logdrain.testing import Collector
 from tests import proc
-from tests.test_spool_drain import CAP, FAST, parts, recover, wait_until
+from tests.test_spool_drain import CAP, FAST, kill_9, parts, recover, wait_until
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -174,12 +172,8 @@ def test_kill_9_while_a_request_hangs_loses_nothing(tmp_path: Path) -> None:
             assert wait_until(lambda: on_disk(directory) == 500 or child.poll() is not None)
             assert child.poll() is None, child.communicate(timeout=CAP)
             assert collector.records == []
-            os.kill(child.pid, signal.SIGKILL)
-            child.communicate(timeout=CAP)
         finally:
-            if child.poll() is None:
-                child.kill()
-        assert child.returncode == -signal.SIGKILL
+            kill_9(child)
         collector.hang(False)
         stats = recover(collector.url, directory, 500)
         assert stats["recovered"] == 500

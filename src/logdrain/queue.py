@@ -37,7 +37,9 @@ UNBOUNDED = 1 << 62
 #: Copies of a record alive at once while a sender encodes and shortens it.
 _ENCODING_COPIES = 4
 
-Outcome = Literal["delivered", "rejected", "failed", "dropped_closed", "expired", "spooled"]
+Outcome = Literal[
+    "delivered", "rejected", "failed", "dropped_closed", "expired", "spooled", "retry"
+]  # "retry": only in the tally of rows read back from the spool (they stay there)
 
 
 class Lot:

@@ -29,7 +29,7 @@ from typing import Any
 DEFAULT_KEYS = (
     "password",
     "passwd",
-    "pwd",
+    "mysql_pwd",
     "secret",
     "token",
     "authorization",
@@ -38,6 +38,8 @@ DEFAULT_KEYS = (
     "apikey",
     "private_key",
     "credentials",
+    "sessionid",
+    "csrftoken",
 )
 MASK = "***"
 MAX_DEPTH = 8
@@ -100,7 +102,7 @@ class Redactor:
                 doc[key] = MASK
                 continue
             value = doc[key]
-            if type(value) not in _PLAIN and isinstance(value, (Mapping, list, tuple)):
+            if type(value) not in _PLAIN:
                 masked = self._nested(value, 1)
                 if masked is not value:
                     doc[key] = masked
@@ -145,28 +147,33 @@ class Redactor:
 
     def _containers(self, doc: dict[str, Any], hits: Any) -> None:
         for key, value in doc.items():
-            if key not in hits and isinstance(value, (Mapping, list, tuple)):
+            if key not in hits and type(value) not in _PLAIN:
                 masked = self._nested(value, 1)
                 if masked is not value:
                     doc[key] = masked
 
     def _nested(self, value: Any, depth: int) -> Any:
-        """``value`` or, when something in it is masked, a masked copy."""
+        """``value`` or, when something in it is masked, a masked copy. Never
+        raises: a container that cannot be read ships as the encoder decides."""
+        try:
+            return self._walk(value, depth)
+        except Exception:  # noqa: BLE001 - a hostile container: the encoder's to judge
+            return value
+
+    def _walk(self, value: Any, depth: int) -> Any:
         if depth > MAX_DEPTH:
             return value
         if isinstance(value, Mapping):
-            if len(value) > MAX_ITEMS:
-                return value
-            try:
-                items = list(value.items())
-            except Exception:  # noqa: BLE001 - a hostile mapping ships as the encoder decides
+            # A dict's own items, as the encoders read them (not an override's).
+            items = list(dict.items(value) if isinstance(value, dict) else value.items())
+            if len(items) > MAX_ITEMS:
                 return value
             out: dict[Any, Any] | None = None
             for i, (key, inner) in enumerate(items):
                 if type(key) is str and self.sensitive(key):
                     new: Any = MASK
-                elif isinstance(inner, (Mapping, list, tuple)):
-                    new = self._nested(inner, depth + 1)
+                elif type(inner) not in _PLAIN and isinstance(inner, (Mapping, list, tuple)):
+                    new = self._walk(inner, depth + 1)
                 else:
                     new = inner
                 if out is None:
@@ -175,13 +182,20 @@ class Redactor:
                     out = dict(items[:i])
                 out[key] = new
             return value if out is None else out
-        if isinstance(value, (list, tuple)) and len(value) <= MAX_ITEMS:
+        if isinstance(value, (list, tuple)):
+            # Its own items, as the encoders read them (not an override's __iter__).
+            if isinstance(value, list):
+                inners = list(list.__iter__(value))
+            else:
+                inners = list(tuple.__iter__(value))
+            if len(inners) > MAX_ITEMS:
+                return value
             changed = False
             copy = []
-            for inner in value:
+            for inner in inners:
                 new = (
-                    self._nested(inner, depth + 1)
-                    if isinstance(inner, (Mapping, list, tuple))
+                    self._walk(inner, depth + 1)
+                    if type(inner) not in _PLAIN and isinstance(inner, (Mapping, list, tuple))
                     else inner
                 )
                 changed = changed or new is not inner

@@ -121,7 +121,7 @@ class Shipper:
             self._retrying(state)(self._attempt, lot, state, batch_id)
         except _ToSpool:
             if lot.disk is not None:  # read back from disk: the rows stay there
-                self._settle(lot, state, "failed", "")
+                self._settle(lot, state, "retry", "")
                 return []
             if self._to_disk(lot, state):
                 return self._ship_one(lot, state.pieces, batch_id, may_spool=False)
@@ -153,7 +153,7 @@ class Shipper:
                     return self._ship_one(lot, state.pieces, batch_id, may_spool=False)
                 return []
             if lot.disk is not None:
-                self._settle(lot, state, "failed", "")  # the rows stay on disk
+                self._settle(lot, state, "retry", "")  # the rows stay on disk
                 return []
             self._bury(state, "failed", exc.reason, exc.status, exc.body)
             line = f"gave up on {state.count} record(s) after retries: {exc.describe()}"

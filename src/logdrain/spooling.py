@@ -14,9 +14,11 @@ moves records in the ledger (``queue.RecordQueue``).
   copy becomes the batch's rows (``spooled``); if it ends otherwise, the copy
   is deleted. A SIGKILL meanwhile leaves the copy for the next start.
 * Back: rows are taken oldest first and shipped as a batch; once every record
-  in it has an outcome other than a transient failure, the rows are
-  acknowledged (deleted) and their records move from ``spooled`` to those
-  outcomes; otherwise the rows are released and stay spooled.
+  in it has an outcome other than a transient failure (tallied ``retry``)
+  or the close deadline, the rows are acknowledged (deleted) and their
+  records move from ``spooled`` to those outcomes (``failed``: an error that
+  escaped the sender, buried like any other: never retried forever);
+  otherwise the rows are released and stay spooled.
 * Takeover: parts of dead processes are adopted at the senders' start and
   every :data:`ADOPT_EVERY` seconds: their records come in as ``recovered``
   (and ``spooled``); damaged parts count in ``torn``, outside the identity.
@@ -269,7 +271,7 @@ class SpoolLink:
         ids = [rid for rid, _ in rows]
         total = sum(item.count for _, item in rows)
         final = sum(n for what, n in outcomes.items() if what != "batches")
-        if outcomes.get("failed") or outcomes.get("dropped_closed") or final != total:
+        if outcomes.get("retry") or outcomes.get("dropped_closed") or final != total:
             self.spool.release(ids)
             return False
         with self._lock:
