@@ -602,3 +602,40 @@ def test_a_row_whose_shipping_raises_is_buried_once_not_retried_forever(tmp_path
         assert stats.delivered == 1 and stats.spooled == 0
         assert [r["message"] for r in collector.records] == ["fresh"]
     assert parts(directory) == []  # acknowledged: not taken again every second
+
+
+def test_rows_read_back_are_charged_to_max_buffer_bytes_and_stay_within_it(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "spool"
+    bound = 1 << 20
+    spool = Spool(directory, 1 << 24)
+    row = b'{"message":"' + b"x" * 200_000 + b'"}'
+    assert spool.put([Spooled(time.time(), None, row, 1) for _ in range(8)]) == 8
+    spool.close()  # the next Drain adopts it
+    with Collector() as collector:
+        collector.hang()
+        drain = logdrain.Drain(
+            collector.url,
+            spool_dir=str(directory),
+            max_buffer_bytes=bound,
+            concurrency=4,
+            read_timeout=600,
+            request_timeout=600,
+            **FAST,
+        )
+        try:
+            drain.submit({"message": "fresh"})  # the senders start: they adopt the part
+            assert wait_until(lambda: drain.stats().in_flight_bytes >= len(row))  # rows charged
+            samples = []
+            for _ in range(50):
+                stats = drain.stats()
+                samples.append(stats.queued_bytes + stats.in_flight_bytes)
+                time.sleep(0.01)
+            assert max(samples) <= bound, samples  # four senders, yet within the bound
+            collector.hang(False)
+            assert wait_until(lambda: drain.stats().delivered == 9)
+            stats = drain.stats()
+            assert stats.balanced and stats.recovered == 8 and stats.spooled == 0
+        finally:
+            drain.close()

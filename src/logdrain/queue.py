@@ -170,6 +170,11 @@ class RecordQueue:
     def queued_bytes(self) -> int:
         return len(self._items) * SMALL + self._large_bytes
 
+    def room_bytes(self) -> int:
+        """Bytes the bound leaves: ``max_buffer_bytes`` less what is queued and in flight."""
+        with self._lock:
+            return max(0, self._max_bytes - self.queued_bytes - self.in_flight_bytes)
+
     # -- producer side (the caller's thread: no I/O, no waiting unless "block") --
 
     def put(self, item: Any, size: int = 0) -> bool:

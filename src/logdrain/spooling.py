@@ -126,6 +126,9 @@ class SpoolLink:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
+        #: Held by a sender from its look at the room max_buffer_bytes leaves to
+        #: its charge for the rows it took (so two senders cannot both use it).
+        self.admission = threading.Lock()
         self._torn_seen = self.spool.torn  # a forked child: not the parent's
         self._adopt_at = 0.0  # first look: at the senders' start
         self._watched: list[Watch] = []  # at most one attempt per sender
@@ -257,11 +260,13 @@ class SpoolLink:
 
     # -- back --
 
-    def take(self, limit_records: int, limit_bytes: int) -> list[tuple[RowId, Spooled]]:
+    def take(
+        self, limit_records: int, limit_bytes: int, *, strict: bool = False
+    ) -> list[tuple[RowId, Spooled]]:
         if self._queue.spooled <= 0:
             return []
         with self._lock:
-            rows = self.spool.take(limit_records, limit_bytes)
+            rows = self.spool.take(limit_records, limit_bytes, strict=strict)
             self._sync_torn()
         return rows
 

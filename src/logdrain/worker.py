@@ -195,18 +195,31 @@ class Worker:
         deadline = self._transport.deadline
         if deadline is not None and time.monotonic() >= deadline:
             return False
-        rows = spool.take(self._s.batch_size, self._s.batch_bytes)
-        if not rows:
-            return False
-        lot = Lot(0, sum(item.count for _, item in rows))
-        lot.disk = {}
-        fresh = self._unexpired_rows(lot, rows) if self._s.max_age else rows
+        # Rows read back count against max_buffer_bytes like a take (their parts
+        # and two bodies): at most what the bound leaves; a row larger than that
+        # only when the senders hold nothing else (so a large row still goes).
+        queue = self._queue
+        with spool.admission:
+            room = queue.room_bytes() // 3
+            strict = queue.in_flight_bytes > 0
+            rows = spool.take(
+                self._s.batch_size, max(1, min(self._s.batch_bytes, room)), strict=strict
+            )
+            if not rows:
+                return False
+            lot = Lot(0, sum(item.count for _, item in rows))
+            lot.disk = {}
+            fresh = self._unexpired_rows(lot, rows) if self._s.max_age else rows
+            pieces = [to_piece(item) for _, item in fresh]
+            size = sum(piece[2] for piece in pieces)
+            queue.hold(lot, size, self._encoder.body_size(size, len(pieces)))
         settled = False
         try:
-            for batch in self._cut([to_piece(item) for _, item in fresh]):
+            for batch in self._cut(pieces):
                 self._shipper.ship(lot, batch)
             settled = True
         finally:
+            queue.release(lot)
             if not settled:  # something escaped: the rows stay on disk
                 spool.release(rows)
         return spool.settle(rows, lot.disk)

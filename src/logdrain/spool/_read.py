@@ -25,9 +25,14 @@ class RowId(NamedTuple):
 
 
 def merge(
-    heads: list[tuple[Part, list[tuple[int, Spooled]]]], limit_records: int, limit_bytes: int
+    heads: list[tuple[Part, list[tuple[int, Spooled]]]],
+    limit_records: int,
+    limit_bytes: int,
+    *,
+    strict: bool = False,
 ) -> list[tuple[RowId, Spooled]]:
-    """The rows to take from ``heads`` (each part's next rows), marked taken there."""
+    """The rows to take from ``heads`` (each part's next rows), marked taken there;
+    ``strict``: none when the first row alone passes a limit."""
     if len(heads) == 1:  # the usual case: no merge
         merged: Iterable[tuple[Part, int, Spooled]] = (
             (heads[0][0], rid, item) for rid, item in heads[0][1]
@@ -43,7 +48,7 @@ def merge(
     records = size = 0
     for part, rid, item in merged:
         cost = nbytes(item)
-        if out and (records + item.count > limit_records or size + cost > limit_bytes):
+        if (out or strict) and (records + item.count > limit_records or size + cost > limit_bytes):
             break
         out.append((RowId(part.stem, rid), item))
         chosen.setdefault(part, []).append((rid, item))

@@ -210,9 +210,12 @@ class Spool:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def take(self, limit_records: int, limit_bytes: int) -> list[tuple[RowId, Spooled]]:
+    def take(
+        self, limit_records: int, limit_bytes: int, *, strict: bool = False
+    ) -> list[tuple[RowId, Spooled]]:
         """Rows not taken yet, oldest ``created`` first across the parts held, up to
-        ``limit_records`` records and ``limit_bytes`` bytes (at least one row). Taken
+        ``limit_records`` records and ``limit_bytes`` bytes (at least one row, unless
+        ``strict``: then none when the oldest alone passes a limit). Taken
         rows are the caller's until :meth:`ack` or :meth:`release`; a crash releases
         them (they stay on disk). Never raises: a part that fails is set aside."""
         with self._lock:
@@ -226,7 +229,7 @@ class Spool:
                     continue
                 if rows:
                     heads.append((part, rows))
-            return merge(heads, limit_records, limit_bytes)
+            return merge(heads, limit_records, limit_bytes, strict=strict)
 
     def ack(self, row_ids: Iterable[RowId], *, release_on_error: bool = True) -> int:
         """Delete delivered rows; the records in them. An adopted part left empty is
