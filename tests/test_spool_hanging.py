@@ -11,6 +11,7 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,10 @@ def on_disk(directory: Path) -> int:
         except sqlite3.Error:
             return -1  # mid-write: look again
     return total
+
+
+def keepers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "logdrain-spool-keeper"]
 
 
 def spool_of(drain: logdrain.Drain) -> Spool:
@@ -115,6 +120,7 @@ def test_a_hanging_attempt_gets_a_copy_that_the_failure_then_keeps(tmp_path: Pat
         finally:
             drain.close()
         assert {r["i"] for r in collector.records} == set(range(50))
+        assert wait_until(lambda: not keepers())  # the keeper thread ends with the drain
     assert parts(directory) == []
 
 
