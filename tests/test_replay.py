@@ -163,3 +163,48 @@ def test_the_command_line_reports_and_sets_its_exit_status(tmp_path: Path) -> No
     missing = run_cli("replay", str(tmp_path / "none.jsonl"), "--url", "http://127.0.0.1:9")
     assert missing.returncode == 0  # nothing buried there: nothing to do
     assert "replayed 0 of 0" in missing.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal")
+def test_a_terminal_gets_a_progress_line_a_pipe_does_not(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    path = tmp_path / "dead.jsonl"
+    bury(path, [{"message": f"p{i}"} for i in range(3)])
+    with Collector() as collector:
+        leader, follower = pty.openpty()
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "logdrain", "replay", str(path), "--url", collector.url],
+                env=child_env(),
+                stdout=subprocess.PIPE,
+                stderr=follower,
+                text=True,
+            )
+            os.close(follower)
+            follower = -1
+            err = b""
+            while True:  # until the child closes its end (EOF or EIO on Linux)
+                ready, _, _ = select.select([leader], [], [], 120)
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                err += chunk
+            out, _ = child.communicate(timeout=120)
+        finally:
+            os.close(leader)
+            if follower >= 0:
+                os.close(follower)
+        bury(path, [{"message": "again"}])
+        piped = run_cli("replay", str(path), "--url", collector.url)
+    assert child.returncode == 0
+    assert b"\rreplay: 3 sent, 3 delivered, 0 buried again" in err
+    assert "replayed 3 of 3 buried record(s)" in out
+    assert piped.returncode == 0 and "replayed 1 of 1" in piped.stdout
+    assert "\rreplay:" not in piped.stderr  # a pipe gets the summary alone
