@@ -289,3 +289,12 @@ def test_without_dead_letter_on_close_the_deadline_drops_are_not_buried(tmp_path
 def test_dead_letter_on_close_needs_a_dead_letter_file() -> None:
     with pytest.raises(logdrain.ConfigError, match=r"dead_letter_on_close.*dead_letter="):
         logdrain.Drain("http://127.0.0.1:9/x", dead_letter_on_close=True)
+
+
+def test_a_wrong_dead_letter_on_close_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(logdrain.ConfigError, match=r"dead_letter_on_close.*not a boolean"):
+        logdrain.Drain(
+            "http://127.0.0.1:9/x",
+            dead_letter=str(tmp_path / "d.jsonl"),
+            dead_letter_on_close="maybe",
+        )

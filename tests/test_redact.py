@@ -144,3 +144,9 @@ def test_hostile_containers_are_masked_as_the_encoder_reads_them() -> None:
     assert out["a"] == {"password": MASK, "n": 1}  # its own items, as orjson reads them
     assert out["b"] == [{"token": MASK}]
     assert out["c"] is odd  # unreadable: left to the encoder's placeholder
+
+
+@pytest.mark.parametrize("value", [5, ["password", 3], {"password": True}])
+def test_a_wrong_redact_keys_is_a_config_error_naming_it(value: Any) -> None:
+    with pytest.raises(logdrain.ConfigError, match=r"redact_keys.*\"password\", \"ssn\""):
+        logdrain.Drain("http://127.0.0.1:9/x", redact_keys=value)

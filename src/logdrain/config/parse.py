@@ -247,9 +247,14 @@ def _as_signals(name: str, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+#: The example each names setting's fix gives (the default: a ``fields`` list).
+_NAMES_EXAMPLE = {"redact_keys": ("password", "ssn"), "include": ("process", "lineno")}
+
+
 def _as_names(name: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
+    first, second = _NAMES_EXAMPLE.get(name, ("message", "level"))
     if isinstance(value, str):
         items: list[Any] = value.split(",")
     elif isinstance(value, Iterable) and not isinstance(value, Mapping | bytes):
@@ -258,10 +263,10 @@ def _as_names(name: str, value: Any) -> tuple[str, ...]:
         raise ConfigError(
             name,
             f"expected names, got {type(value).__name__}",
-            'give a list such as ["message", "level"] or a string "message,level"',
+            f'give a list such as ["{first}", "{second}"] or a string "{first},{second}"',
         )
     if not all(isinstance(i, str) for i in items):
-        raise ConfigError(name, "expected names (strings)", 'give e.g. ["message", "level"]')
+        raise ConfigError(name, "expected names (strings)", f'give e.g. ["{first}", "{second}"]')
     return tuple(i.strip() for i in items if i.strip())
 
 
