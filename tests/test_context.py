@@ -11,11 +11,9 @@ import json
 import logging
 import logging.config
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,13 +27,13 @@ from logdrain.mapping import Mapper
 from logdrain.records import stdlib_item
 from logdrain.testing import Collector
 
+from . import proc
+
 pytestmark = pytest.mark.timeout(60)
 
 trace = pytest.importorskip("opentelemetry.trace")
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
 sampling = pytest.importorskip("opentelemetry.sdk.trace.sampling")
-
-SRC = str(Path(logdrain.__file__).resolve().parent.parent)
 
 
 @pytest.fixture
@@ -544,15 +542,7 @@ assert not state.look and state.structlog_vars is None
 assert "user" in item[1] and "trace_id" not in item[1]
 print("ok")
 """
-    env = {**os.environ, "PYTHONPATH": SRC}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = proc.run(code, timeout=30)
     assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -577,15 +567,7 @@ with TracerProvider().get_tracer("t").start_as_current_span("s"):
     log.warning("span")
 print([sorted(set(item[1]) & {"request_id", "trace_id"}) for item in seen])
 """
-    env = {**os.environ, "PYTHONPATH": SRC}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = proc.run(code, timeout=30)
     assert out.stdout.strip() == "[[], [], ['request_id'], ['request_id', 'trace_id']]", out.stderr
 
 

@@ -70,6 +70,19 @@ def wait_answering(
     raise AssertionError(master.stderr.read() if master.poll() is not None else "no answer")
 
 
+def stop_gracefully(master: proc.subprocess.Popen[str]) -> None:
+    """SIGTERM the master (each worker's exit hook drains) and wait for a clean
+    exit; killed if it does not end within a minute (a cap, not a timing)."""
+    try:
+        master.send_signal(signal.SIGTERM)
+        _, err = master.communicate(timeout=60)
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.communicate()
+    assert master.returncode == 0, err
+
+
 def test_preloaded_workers_each_deliver_once(collector: Collector, tmp_path: Path) -> None:
     """Records queued in the master before the fork arrive once; every worker's arrive."""
     (tmp_path / "preapp.py").write_text(textwrap.dedent(APP))
@@ -92,13 +105,8 @@ def test_preloaded_workers_each_deliver_once(collector: Collector, tmp_path: Pat
         assert wait_answering(master, collector, lambda: _get(port)) == 200
         for _ in range(19):
             assert _get(port) == 200
-        master.send_signal(signal.SIGTERM)
-        _, err = master.communicate(timeout=60)
     finally:
-        if master.poll() is None:
-            master.kill()
-            master.communicate()
-    assert master.returncode == 0, err
+        stop_gracefully(master)
     assert collector.wait_for_count(21)
     messages = [r["message"] for r in collector.records]
     preload = [m for m in messages if m.startswith("preload in master")]

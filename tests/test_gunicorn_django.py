@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from logdrain.testing import Collector
 
 from . import proc
-from .test_gunicorn import _free_port, wait_answering
+from .test_gunicorn import _free_port, stop_gracefully, wait_answering
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("django")
@@ -117,13 +116,8 @@ def test_django_under_gunicorn_ships_request_fields_and_the_workers_pid(
             served[rid] = pid
         status, _, boom_rid = _get(port, "/boom/?i=0", {"User-Agent": "probe/1.0"})
         assert status == 500
-        master.send_signal(signal.SIGTERM)  # graceful: each worker's exit hook drains
-        _, err = master.communicate(timeout=60)
     finally:
-        if master.poll() is None:
-            master.kill()
-            master.communicate()
-    assert master.returncode == 0, err
+        stop_gracefully(master)  # SIGTERM: each worker's exit hook drains
     assert collector.wait_for_count(31)
     hellos = [r for r in collector.records if r["message"] == "hello"]
     assert len(hellos) == 30 and collector.duplicates == 0

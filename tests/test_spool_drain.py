@@ -627,11 +627,14 @@ def test_rows_read_back_are_charged_to_max_buffer_bytes_and_stay_within_it(
         try:
             drain.submit({"message": "fresh"})  # the senders start: they adopt the part
             assert wait_until(lambda: drain.stats().in_flight_bytes >= len(row))  # rows charged
-            samples = []
-            for _ in range(50):
+            samples: list[int] = []
+
+            def sampled() -> bool:  # what the drain holds, while the rows hang in flight
                 stats = drain.stats()
                 samples.append(stats.queued_bytes + stats.in_flight_bytes)
-                time.sleep(0.01)
+                return len(samples) >= 50
+
+            assert wait_until(sampled)
             assert max(samples) <= bound, samples  # four senders, yet within the bound
             collector.hang(False)
             assert wait_until(lambda: drain.stats().delivered == 9)
