@@ -70,6 +70,27 @@ def wait_answering(
     raise AssertionError(master.stderr.read() if master.poll() is not None else "no answer")
 
 
+def start_gunicorn(
+    tmp_path: Path, collector: Collector, module: str, source: str, port: int, *args: str
+) -> proc.subprocess.Popen[str]:
+    """gunicorn with two workers on ``port`` serving ``source`` (written as
+    ``module``.py in ``tmp_path``); ``args`` end with the app (``module:app``)."""
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    env = proc.child_env(COLLECTOR=collector.url)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    return proc.subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+            "--graceful-timeout", "20", *args,
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=proc.subprocess.PIPE,
+        stderr=proc.subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
 def stop_gracefully(master: proc.subprocess.Popen[str]) -> None:
     """SIGTERM the master (each worker's exit hook drains) and wait for a clean
     exit; killed if it does not end within a minute (a cap, not a timing)."""
@@ -85,21 +106,8 @@ def stop_gracefully(master: proc.subprocess.Popen[str]) -> None:
 
 def test_preloaded_workers_each_deliver_once(collector: Collector, tmp_path: Path) -> None:
     """Records queued in the master before the fork arrive once; every worker's arrive."""
-    (tmp_path / "preapp.py").write_text(textwrap.dedent(APP))
     port = _free_port()
-    env = proc.child_env(COLLECTOR=collector.url)
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
-    master = proc.subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "--preload", "--workers", "2",
-            "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "20", "preapp:app",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=proc.subprocess.PIPE,
-        stderr=proc.subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    master = start_gunicorn(tmp_path, collector, "preapp", APP, port, "--preload", "preapp:app")
     try:
         # Wait (generously) until the server answers, then make some requests.
         assert wait_answering(master, collector, lambda: _get(port)) == 200

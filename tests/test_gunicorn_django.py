@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from logdrain.testing import Collector
 
-from . import proc
-from .test_gunicorn import _free_port, stop_gracefully, wait_answering
+from .test_gunicorn import _free_port, start_gunicorn, stop_gracefully, wait_answering
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("django")
@@ -80,28 +77,13 @@ def _get(port: int, target: str, headers: dict[str, str]) -> tuple[int, str, str
         conn.close()
 
 
-def _serve(tmp_path: Path, collector: Collector, port: int) -> proc.subprocess.Popen[str]:
-    (tmp_path / "djproject.py").write_text(textwrap.dedent(PROJECT))
-    env = proc.child_env(COLLECTOR=collector.url)
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
-    return proc.subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "20", "djproject:application",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=proc.subprocess.PIPE,
-        stderr=proc.subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-
-
 def test_django_under_gunicorn_ships_request_fields_and_the_workers_pid(
     collector: Collector, tmp_path: Path
 ) -> None:
     port = _free_port()
-    master = _serve(tmp_path, collector, port)
+    master = start_gunicorn(
+        tmp_path, collector, "djproject", PROJECT, port, "djproject:application"
+    )
     secret = {"Authorization": "Bearer s3cr3t-value", "Cookie": "sessionid=s3cr3t-value"}
     served: dict[str, str] = {}  # request id -> the worker's pid that answered
     try:

@@ -21,7 +21,7 @@ written into a message is not found here.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from itertools import chain
 from typing import Any
 
@@ -202,9 +202,3 @@ class Redactor:
                 copy.append(new)
             return copy if changed else value
         return value
-
-
-def redactor(names: Iterable[str]) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
-    """The masking function for ``names``; None when there are none."""
-    built = Redactor(names)
-    return built.document if built.names else None
