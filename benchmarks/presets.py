@@ -363,7 +363,12 @@ def summarize(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "non_2xx": max(t["non_2xx"] for t in tps),
             "fake_cpu_share": med(t["fake_cpu_share"] for t in tps),
             # the fake's own CPU per record, and the rate one core of it would take at most
-            "fake_cpu_us": med(t["fake_cpu_share"] / t["per_s"] * 1e6 for t in tps),
+            # (a round that delivered nothing is left out, not divided by)
+            "fake_cpu_us": med(
+                t["fake_cpu_share"] / t["per_s"] * 1e6 for t in tps if t["per_s"] > 0
+            )
+            if any(t["per_s"] > 0 for t in tps)
+            else 0.0,
             "cpu_us": med(t["cpu_us_per_record"] for t in tps),
             "sender_cpu_us": med(t["sender_cpu_us_per_record"] for t in tps),
             "burst_delta_ns": med(c["burst_delta"] for c in ccs),

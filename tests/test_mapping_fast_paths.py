@@ -168,3 +168,30 @@ def test_seq_usual_documents_map_as_the_general_loop_does(extra: dict[Any, Any])
         ctx = Context({}, created=1764620000.5, levelno=levelno)
         assert mapped(doc, ctx) == _seq_reference(doc, ctx)
         assert list(mapped(doc, ctx)) == list(_seq_reference(doc, ctx))
+
+
+def test_otlp_maps_plain_stdlib_records_from_their_attributes() -> None:
+    """The usual stdlib record takes OTLP's ``bind_stdlib`` mapping (no
+    generic document; the test above proves it maps as the document does);
+    a record with something to mask, an exception, or a Drain that reshapes
+    or includes attributes takes the document's way."""
+    mapper = _mapper("otlp", "stdlib")
+    assert mapper._stdlib is not None
+    items = _items()
+    mapper.parts(items)  # a key is known clean of redact_keys once a record showed it
+    taken = [item for item in items if mapper._enc.plain_extras(item[1]) is not None]
+    fused = mapper._stdlib
+    mapped = [fused(item[1], item[2], mapper._enc.plain_extras(item[1]), "") for item in taken]
+    assert sum(m is not None for m in mapped) >= 6  # {} and {"user", "n"}, three levels each
+    record = LOGGER.makeRecord(LOGGER.name, 20, __file__, 1, "m", (), None)
+    record.__dict__.update({"user": "u", "password": "p"})
+    assert mapper._enc.plain_extras(stdlib_item(record)[1]) is None  # masked: the document's way
+    plain = LOGGER.makeRecord(LOGGER.name, 20, __file__, 1, "m", (), None)
+    attrs = stdlib_item(plain)[1]
+    assert mapper._enc.plain_extras(attrs) == []
+    for text in ({"exc_text": "Traceback ..."}, {"stack_info": "Stack (most recent call last)"}):
+        assert mapper._enc.plain_extras({**attrs, **text}) is None
+    reshaping = ({"rename": {"user": "who"}}, {"include": ["process"]}, {"fields": ["message"]})
+    for reshaped in reshaping:
+        settings = resolve({"url": URL, "preset": "otlp", **reshaped})
+        assert Mapper(settings, Encoder(settings))._stdlib is None, reshaped

@@ -420,7 +420,7 @@ def test_defaults_and_limits() -> None:
     drain = drain_for("http://127.0.0.1:9")
     try:
         s = drain.settings
-        assert (s.batch_bytes, s.batch_size) == (5 * 1024 * 1024, 1000)
+        assert (s.batch_bytes, s.batch_size) == (5 * 1024 * 1024, 1600)
         assert s.preset.response_cap == 4 * 1024 * 1024 and s.preset.uses_record_id
     finally:
         drain.close(0)
@@ -472,6 +472,23 @@ def test_409_is_delivered_only_on_a_retry_of_the_body() -> None:
 )  # fmt: skip
 def test_classifier_outcomes(made: Answer, outcome: str) -> None:
     assert es_preset.classify(made).outcome == outcome
+
+
+@pytest.mark.parametrize(
+    ("body", "outcome"),
+    [
+        (b'{"errors":false,"items":[{"create":{"status":201}}]}', "delivered"),
+        (b'{"took":3,"errors":false,"items":[]}  ', "delivered"),
+        (b' {\n  "took" : 30,\n  "errors" : false,\n  "items" : [ ]\n}\n', "delivered"),
+        (b'{"errors":true,"items":[{"create":{"status":201}}]}', "retry"),  # too few items
+        (b'{"took":3,"ingest_took":1,"items":[],"errors":false}', "delivered"),  # parsed
+        (b'{"items":[{"create":{"error":{"reason":"{\\"errors\\":false}"}}}]}', "retry"),
+    ],
+)
+def test_an_answer_without_errors_is_told_from_its_start(body: bytes, outcome: str) -> None:
+    """``{"errors":false`` at the start of the answer needs no parse of the
+    items; any other answer is parsed as before."""
+    assert es_preset.classify(answer(200, body, sent=2)).outcome == outcome
 
 
 def test_classifier_reasons_name_type_and_reason() -> None:

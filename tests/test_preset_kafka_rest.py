@@ -335,6 +335,43 @@ def test_the_classifier_reads_v2_legacy_codes_and_v3_reports() -> None:
     assert judge(413, b"", 1)[0] == "split"
 
 
+def test_the_counting_shortcut_agrees_with_parsing_the_answer() -> None:
+    """Compact answers (the proxy's own spelling) are judged by counting keys
+    when every record was produced; each case below, compact or spaced (which
+    always takes the parsing path), gets the same verdict."""
+    classify = get("kafka_rest").classify
+    ok = {"partition": 0, "offset": 1, "error_code": None, "error": None}
+    bare = {"partition": 0, "offset": 1}  # the proxy may leave the nulls out
+    v3_ok = {"error_code": 200, "cluster_id": "c", "partition_id": 0, "offset": 3}
+    cases: list[tuple[Any, int]] = [
+        ({"key_schema_id": None, "offsets": [ok, ok, ok]}, 3),
+        ({"offsets": [bare, bare]}, 2),
+        ({"offsets": [ok, {"error_code": 2, "error": "again"}, ok]}, 3),
+        ({"offsets": [ok, {"partition": None, "offset": None, "error_code": 50002}]}, 2),
+        ({"offsets": [ok, ok]}, 3),  # a report missing: sent again
+        ({"offsets": [ok, ok, ok]}, 2),
+        ({"offsets": [{**ok, "error": 'a "error_code":1 in text'}]}, 1),
+        ([v3_ok, v3_ok], 2),
+        ([v3_ok, {"error_code": 429, "message": "slow down"}], 2),
+        ([v3_ok], 2),
+    ]
+
+    def text(body: Any, compact: bool) -> bytes:
+        seps = (",", ":") if compact else (", ", ": ")
+        if isinstance(body, list):  # v3: concatenated reports
+            return b"\r\n".join(json.dumps(r, separators=seps).encode() for r in body)
+        return json.dumps(body, separators=seps).encode()
+
+    for body, sent in cases:
+        verdicts = [
+            classify(Answer(200, "", {}, text(body, compact), True, sent))
+            for compact in (True, False)
+        ]
+        assert verdicts[0] == verdicts[1], (body, sent)
+    assert classify(Answer(200, "", {}, text(cases[0][0], True), True, 3)).outcome == "delivered"
+    assert classify(Answer(200, "", {}, text(cases[2][0], True), True, 3)).outcome == "partial"
+
+
 # -- the fake itself --
 
 

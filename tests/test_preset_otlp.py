@@ -396,7 +396,7 @@ def test_the_endpoint(
     drain = logdrain.Drain(url, preset="otlp", capture_crashes=False)
     try:
         assert drain.settings.url == expected
-        assert (drain.settings.batch_size, drain.settings.batch_bytes) == (512, 4 * 1024 * 1024)
+        assert (drain.settings.batch_size, drain.settings.batch_bytes) == (2000, 4 * 1024 * 1024)
     finally:
         drain.close(0)
 

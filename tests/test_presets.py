@@ -181,3 +181,12 @@ def test_a_variable_for_an_option_the_preset_does_not_take_is_ignored(
         assert drain.settings.options == {}
     finally:
         drain.close(0)
+
+
+def test_enclosed_is_head_join_tail() -> None:
+    """The framings' one-copy join makes what ``head + sep.join(parts) + tail`` makes."""
+    from logdrain.presets.base import enclosed
+
+    for parts in ([], [b"a"], [b"a", b""], [b"", b"b", b"c"], [b"%d" % i for i in range(50)]):
+        for head, sep, tail in ((b"[", b",", b"]"), (b"", b"\n", b"\n"), (b'{"r":[', b",", b"]}")):
+            assert enclosed(head, sep, parts, tail) == head + sep.join(parts) + tail

@@ -133,6 +133,35 @@ class Documents:
 
         return document
 
+    def plain_extras(self, attrs: dict[str, Any]) -> list[str] | None:
+        """The keys of a stdlib record's extra fields when its generic
+        document is just the four core fields and those extras as they are:
+        no exception or stack text, no extra named as a core field, each
+        extra's key clean of ``redact_keys`` and its value plain (str, int,
+        bool, None). None for any other record. (What a preset's
+        ``bind_stdlib`` mapping is given; see :class:`~logdrain.presets.Preset`.)"""
+        if attrs.get("exc_text") or attrs.get("stack_info"):
+            return None
+        # As _base_document finds them: past the last key __init__ set.
+        extras = []
+        seen = 0
+        for key in reversed(attrs):
+            if key == _INIT_LAST_KEY:
+                if len(attrs) - seen - 1 != _INIT_LAST:  # keys set before __init__: all
+                    extras = [k for k in reversed(attrs) if k not in RECORD_ATTRS]
+                break
+            seen += 1  # noqa: SIM113 - as in _base_document
+            if key not in RECORD_ATTRS:
+                extras.append(key)
+        extras.reverse()
+        clean = self._clean_keys
+        for key in extras:
+            if key in _CORE_FIELDS or type(attrs[key]) not in _PLAIN:
+                return None
+            if clean is not None and key not in clean:
+                return None
+        return extras
+
     def _base_document(self, attrs: dict[str, Any], message: str) -> dict[str, Any]:
         """The document of a stdlib record: core fields, then every extra field.
 

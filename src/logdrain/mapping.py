@@ -17,12 +17,13 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from itertools import repeat
+from itertools import groupby, repeat
+from operator import add, itemgetter
 from typing import Any
 
 from .config import Settings
 from .encode import Encoder
-from .jsonsafe import clean, describe, needs_stdlib
+from .jsonsafe import clean, describe, needs_stdlib, orjson_map
 from .presets import Context, Keyed, Unsendable
 from .records import EVENT, STDLIB, level_number
 from .truncate import CORE_FIELDS
@@ -111,6 +112,16 @@ class Mapper:
         )
         self._options = settings.options
         self._limit = settings.max_record_bytes
+        self._encode_all = orjson_map() if encoder._fast_dumps is not None else None
+        # A plain stdlib record mapped from its attributes (no generic document),
+        # where the preset can and nothing reshapes documents.
+        bind_stdlib = settings.preset.bind_stdlib
+        base = Context(settings.options, json=encoder.text, dumps=encoder.checked)
+        self._stdlib: Callable[[dict[str, Any], str, list[str], str], Any] | None = (
+            bind_stdlib(settings.options, base)
+            if bind_stdlib is not None and encoder.plain and not encoder.included
+            else None
+        )
 
     def _context(self, item: Any, record_id: str) -> Context:
         created, levelno = item_facts(item)
@@ -158,10 +169,18 @@ class Mapper:
         ids = map(prefix.__add__, map(str, range(len(items)))) if prefix else repeat("")
         out: list[Any] = []
         append = out.append
+        stdlib = self._stdlib
+        plain_extras = enc.plain_extras
         for item, rid in zip(items, ids, strict=False):
             stamp = ""
             if type(item) is tuple and item[0] == STDLIB:
                 attrs = item[1]
+                if stdlib is not None:
+                    extras = plain_extras(attrs)
+                    mapped = None if extras is None else stdlib(attrs, item[2], extras, rid)
+                    if mapped is not None:
+                        append(mapped)
+                        continue
                 raw = attrs["created"]
                 created, levelno = float(raw), attrs.get("levelno")
                 if direct is not None:
@@ -186,34 +205,51 @@ class Mapper:
         one record at a time."""
         try:
             records = self._mapped(items, prefix)
+            kinds = set(map(type, records))
+            keyed = kinds == {Keyed}
+            if not keyed and Keyed in kinds:
+                return self._mixed_parts(records)
+            keys = list(map(_key, records)) if keyed else None
+            values = list(map(_value, records)) if keyed else records
+            datas = self._encoded(values)
+            sizes = list(map(len, datas))
+            if keys is not None:
+                sizes = list(map(add, map(len, keys), sizes))
+            if max(sizes, default=0) > self._limit:
+                return None
+            parts = datas if keys is None else zip(keys, datas, strict=True)
+            return list(zip(repeat(1), parts, sizes, strict=False))  # repeat(1) never ends
         except Exception:  # noqa: BLE001 - the per-record path handles every case
             return None
-        fast = self._enc._fast_dumps
-        dumps = self._enc.dumps
-        limit = self._limit
+
+    def _encoded(self, values: list[Any]) -> list[bytes]:
+        """Each value's JSON, in C-level loops where orjson writes them: bytes
+        (encoded by the preset) as they are, and a value whose JSON holds a
+        null checked (a NaN is written as null there) through ``dumps``."""
+        kinds = set(map(type, values))
+        if kinds == {bytes}:
+            return values
+        encode_all = self._encode_all
+        if encode_all is None or bytes in kinds:
+            dumps = self._enc.dumps
+            return [v if type(v) is bytes else dumps(v) for v in values]
+        datas = encode_all(values)
+        if any(map(bytes.__contains__, datas, repeat(b"null"))):
+            dumps = self._enc.dumps
+            datas = [
+                dumps(v) if b"null" in d and needs_stdlib(v) else d
+                for v, d in zip(values, datas, strict=True)
+            ]
+        return datas
+
+    def _mixed_parts(self, records: list[Any]) -> list[Piece] | None:
+        """:meth:`parts` for a batch mixing Keyed and plain records."""
         out: list[Piece] = []
-        append = out.append
-        try:
-            for mapped in records:
-                if type(mapped) is Keyed:
-                    key, value = mapped
-                    size = len(key)
-                else:
-                    key, value, size = None, mapped, 0
-                if type(value) is bytes:  # the preset encoded it (ctx.dumps)
-                    data = value
-                elif fast is None:
-                    data = dumps(value)
-                else:  # dumps() inlined: orjson, unless a null may be a NaN
-                    data = fast(value)
-                    if b"null" in data and needs_stdlib(value):
-                        data = dumps(value)
-                size += len(data)
-                if size > limit:
-                    return None
-                append((1, data if key is None else (key, data), size))
-        except Exception:  # noqa: BLE001 - the per-record path handles every case
-            return None
+        for mapped in records:
+            part, size = self._dump(mapped)
+            if size > self._limit:
+                return None
+            out.append((1, part, size))
         return out
 
     def part(self, item: Any, record_id: str = "") -> tuple[Any, int, bool]:
@@ -242,16 +278,61 @@ class Mapper:
         core = {k: doc[k] for k in CORE_FIELDS[:4] if k in doc}
         return self._map(self._enc._shorten(core, 256, original), ctx)
 
-    def chunks(self, items: list[Any]) -> list[tuple[int, bytes]] | None:
-        """The fast path of JSON-array presets with a mapping (no record
-        ids, no Keyed records): map every record, encode in chunks. None
-        leaves the batch to :meth:`parts`."""
-        if not self._preset.json_array or self._preset.uses_record_id:
+    def chunks(self, items: list[Any]) -> list[Piece] | None:
+        """The fast path of presets whose parts hold runs of records (no
+        record ids): map every record, encode in chunks of up to 100. A
+        ``json_array`` preset's plain records become comma-joined chunks; a
+        ``keyed_array`` preset's Keyed records, grouped by runs of one key,
+        ``(key, comma-joined values)`` chunks. None leaves the batch to
+        :meth:`parts` (a record that raises, is unsendable or too large)."""
+        preset = self._preset
+        if preset.uses_record_id or not (preset.json_array or preset.keyed_array):
             return None
         try:
             docs = self._mapped(items, "")
         except Exception:  # noqa: BLE001 - Unsendable or a bug: the per-record path
             return None
+        if preset.keyed_array:
+            return self._keyed_chunks(docs)
         if any(type(doc) is Keyed or type(doc) is bytes for doc in docs):
             return None
-        return self._enc.chunks(docs)
+        found = self._enc.chunks(docs)
+        return None if found is None else [(n, part, len(part)) for n, part in found]
+
+    def _keyed_chunks(self, records: list[Any]) -> list[Piece] | None:
+        """Keyed records as ``(count, (key, chunk), size)`` pieces: each run of
+        consecutive records with one key (an OTLP scope, a Loki stream) in
+        chunks, their values encoded in one call per chunk (values the preset
+        encoded itself are joined). The preset's ``frame`` groups by key."""
+        if set(map(type, records)) != {Keyed}:
+            return None
+        kinds = set(map(type, map(_value, records)))
+        if len(kinds) != 1:  # mixed: left to the per-record path
+            return None
+        encoded = kinds == {bytes}
+        limit = self._limit
+        out: list[Piece] = []
+        append = out.append
+        for key, run in groupby(records, _key):
+            values = list(map(_value, run))
+            found: list[tuple[int, bytes]] | None = (
+                [
+                    (len(values[i : i + _CHUNK]), b",".join(values[i : i + _CHUNK]))
+                    for i in range(0, len(values), _CHUNK)
+                ]
+                if encoded
+                else self._enc.chunks(values)
+            )
+            if found is None:
+                return None
+            for count, data in found:
+                size = len(key) + len(data)
+                if size > limit:  # a record may need shortening: one at a time
+                    return None
+                append((count, (key, data), size))
+        return out
+
+
+_CHUNK = 100  # records per chunk (the encoder's own chunk size)
+_key = itemgetter(0)  # a Keyed record's key
+_value = itemgetter(1)  # ... and its value

@@ -49,15 +49,19 @@ class _Split(Exception):
 
 
 def explode(piece: Piece) -> list[Piece]:
-    """A chunk of several JSON records (the JSON-array fast path) as one
-    piece per record: only when a verdict must name single records."""
+    """A chunk of several JSON records (the fast paths: comma-joined records,
+    bare or under one key) as one piece per record: only when a split or a
+    verdict must name single records."""
     count, data, _ = piece
+    key = None
+    if type(data) is tuple:
+        key, data = data
     if count == 1 or not isinstance(data, bytes):
         return [piece]
     out: list[Piece] = []
     for doc in json.loads(b"[" + data + b"]"):
         part = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        out.append((1, part, len(part)))
+        out.append((1, part, len(part)) if key is None else (1, (key, part), len(key) + len(part)))
     return out
 
 

@@ -254,15 +254,15 @@ class Worker:
             items, resent = _resent(items)
         if not items:
             return self._cut(resent)
-        fast = None
         # A record charged above max_record_bytes will be shortened: its chunk
         # would not fit, so the chunked fast paths are not tried for nothing.
-        if lot.largest <= self._s.max_record_bytes:
+        if lot.largest <= self._s.max_record_bytes:  # the usual case: chunks of records
             fast = self._encoder.encode_batch(items)
-            if fast is None and self._mapper is not None:
-                fast = self._mapper.chunks(items)
-        if fast is not None:  # the usual case: chunks of records
-            return self._cut([(n, part, len(part)) for n, part in fast] + resent)
+            if fast is not None:
+                return self._cut([(n, part, len(part)) for n, part in fast] + resent)
+            chunked = None if self._mapper is None else self._mapper.chunks(items)
+            if chunked is not None:
+                return self._cut(chunked + resent)
         pieces: list[Piece] = []
         truncated = 0
         unsendable: list[str] = []

@@ -40,7 +40,16 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from .base import DELIVERED, Answer, Context, Preset, Verdict, one_line, status_verdict
+from .base import (
+    DELIVERED,
+    Answer,
+    Context,
+    Preset,
+    Verdict,
+    enclosed,
+    one_line,
+    status_verdict,
+)
 
 PATH = "/api/v2/logs"
 DEFAULT_SITE = "datadoghq.com"
@@ -197,7 +206,7 @@ def _record(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def _array(parts: list[bytes]) -> bytes:
-    return b"[" + b",".join(parts) + b"]"
+    return enclosed(b"[", b",", parts, b"]")
 
 
 def _array_size(total: int, count: int) -> int:

@@ -3,11 +3,11 @@ each judged by its status alone (any 2xx is success)."""
 
 from __future__ import annotations
 
-from .base import Preset
+from .base import Preset, enclosed
 
 
 def _array(parts: list[bytes]) -> bytes:
-    return b"[" + b",".join(parts) + b"]"
+    return enclosed(b"[", b",", parts, b"]")
 
 
 def _array_size(total: int, count: int) -> int:
@@ -15,7 +15,7 @@ def _array_size(total: int, count: int) -> int:
 
 
 def _lines(parts: list[bytes]) -> bytes:
-    return b"\n".join(parts) + b"\n"
+    return enclosed(b"", b"\n", parts, b"\n")
 
 
 def _lines_size(total: int, count: int) -> int:

@@ -399,6 +399,7 @@ PRESET = Preset(
     classify=classify,
     record=record,
     bind=bind,
+    keyed_array=True,  # a stream's entries: comma-joined in its values
     defaults={
         "batch_bytes": BATCH_BYTES,
         "max_record_bytes": MAX_LINE_SIZE - 1024,

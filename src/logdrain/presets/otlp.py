@@ -345,6 +345,93 @@ def bind(
     return mapped
 
 
+#: Epoch seconds below which ``int(created * 1e9)`` fits OTLP's fixed64 (2286).
+_LAST_SECOND = 1e10
+
+
+def bind_stdlib(
+    options: Mapping[str, Any], ctx: Context
+) -> Callable[[Mapping[str, Any], str, list[str], str], Keyed | None]:
+    """The mapping of a plain stdlib record straight from its attributes
+    (``Preset.bind_stdlib``): what :func:`bind`'s mapping makes of the
+    record's generic document, without building that document. None for a
+    record it leaves to the usual way: an extra that is not a string or an
+    int64, or names an id or a code location, a time or level out of the
+    ordinary."""
+    scopes: dict[str, bytes] = {}  # logger name -> resource + scope key
+    severities: dict[int, int] = {}
+    texts: dict[str, str] = {}  # levelname -> severityText
+    usual = _mapping_scope(options)
+
+    def mapped(
+        attrs: Mapping[str, Any], message: str, extras: list[str], record_id: str
+    ) -> Keyed | None:
+        created = attrs["created"]
+        levelno = attrs["levelno"]
+        level = attrs["levelname"]
+        logger = attrs["name"]
+        if (
+            type(created) is not float
+            or not 0.0 < created < _LAST_SECOND
+            or type(levelno) is not int
+            or type(level) is not str
+            or not level
+            or type(logger) is not str
+            or type(message) is not str
+        ):
+            return None
+        ns = str(int(created * 1e9))
+        number = severities.get(levelno)
+        if number is None:
+            number = severity_number(levelno)
+            if len(severities) < 256:
+                severities[levelno] = number
+        text = texts.get(level)
+        if text is None:
+            text = _LEVEL_TEXT.get(level.upper(), level)
+            if len(texts) < 256:
+                texts[level] = text
+        out: dict[str, Any] = {"timeUnixNano": ns, "observedTimeUnixNano": ns}
+        if number:
+            out["severityNumber"] = number
+        out["severityText"] = text
+        out["body"] = {"stringValue": message}
+        if extras:
+            attributes = []
+            for key in extras:
+                value = attrs[key]
+                kind = type(value)
+                if key in _RARE_KEYS:
+                    return None
+                if kind is str:
+                    attributes.append({"key": key, "value": {"stringValue": value}})
+                elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+                    attributes.append({"key": key, "value": {"intValue": str(value)}})
+                else:
+                    return None
+            out["attributes"] = attributes
+        scope_key = scopes.get(logger)
+        if scope_key is None:
+            if len(scopes) >= 1024:
+                scopes.clear()
+            scope_key = scopes[logger] = usual(logger, ctx)
+        return _new(Keyed, (scope_key, out))
+
+    return mapped
+
+
+def _mapping_scope(options: Mapping[str, Any]) -> Callable[[Any, Context], bytes]:
+    """The resource + scope key of a logger's records, as :func:`bind` makes it."""
+    resource: list[bytes] = []
+
+    def scope(logger: Any, ctx: Context) -> bytes:
+        if not resource:
+            resource.append(_resource_json(options, ctx))
+        return resource[0] + b"\n" + ctx.json({"name": logger}).encode("utf-8", "replace")
+
+    return scope
+
+
 _HEAD, _TAIL = b'{"resourceLogs":[', b"]}"
 _RESOURCE_HEAD, _SCOPES_HEAD = b'{"resource":', b',"scopeLogs":['
 _SCOPE_HEAD, _RECORDS_HEAD, _CLOSE = b'{"scope":', b',"logRecords":[', b"]}"
@@ -362,14 +449,16 @@ def frame(parts: list[Any]) -> bytes:
         key, data = part if isinstance(part, tuple) else (b"", part)
         resource, _, scope = key.partition(b"\n")
         groups.setdefault(resource, {}).setdefault(scope, []).append(data)
-    entries = []
-    for resource, scopes in groups.items():
-        scope_logs = b",".join(
-            _SCOPE_HEAD + (scope or b"{}") + _RECORDS_HEAD + b",".join(records) + _CLOSE
-            for scope, records in scopes.items()
-        )
-        entries.append(_RESOURCE_HEAD + (resource or b"{}") + _SCOPES_HEAD + scope_logs + _CLOSE)
-    return _HEAD + b",".join(entries) + _TAIL
+    # One join of the pieces: each + of a body would copy all of it again.
+    out = [_HEAD]
+    for i, (resource, scopes) in enumerate(groups.items()):
+        out += (b"," if i else b"", _RESOURCE_HEAD, resource or b"{}", _SCOPES_HEAD)
+        for j, (scope, records) in enumerate(scopes.items()):
+            out += (b"," if j else b"", _SCOPE_HEAD, scope or b"{}", _RECORDS_HEAD)
+            out += (b",".join(records), _CLOSE)
+        out.append(_CLOSE)
+    out.append(_TAIL)
+    return b"".join(out)
 
 
 def framed_size(total: int, count: int) -> int:
@@ -515,7 +604,9 @@ PRESET = Preset(
     record=record,
     bind=bind,
     bind_included=bind_included,
-    defaults={"batch_size": 512, "batch_bytes": 4 * 1024 * 1024},
+    keyed_array=True,  # a scope's log records: comma-joined in its logRecords
+    bind_stdlib=bind_stdlib,
+    defaults={"batch_bytes": 4 * 1024 * 1024},
     path=LOGS_PATH,
     url=lambda options: DEFAULT_URL,
     options={

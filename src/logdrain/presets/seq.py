@@ -47,6 +47,7 @@ from .base import (
     Preset,
     Verdict,
     as_text,
+    enclosed,
     rfc3339,
 )
 
@@ -193,13 +194,60 @@ def _bind(options: Mapping[str, Any]) -> Callable[[Any, Context], dict[str, Any]
     return mapped
 
 
+#: Epoch seconds of 10000-01-01: below it (and from 0 on) the generic
+#: document's timestamp is rfc3339() of the record's time.
+_LAST_SECOND = 253402300800.0
+
+
+def _bind_stdlib(
+    options: Mapping[str, Any], ctx: Context
+) -> Callable[[Mapping[str, Any], str, list[str], str], dict[str, Any] | None]:
+    """The CLEF event of a plain stdlib record straight from its attributes
+    (``Preset.bind_stdlib``): what :func:`_bind`'s mapping makes of its
+    generic document. None for a record with an extra starting with "@",
+    an unknown level or a time out of range (the usual way takes those)."""
+    names = options.get("level_names", "serilog")
+    levels: dict[tuple[int, str], str | None] = {}
+
+    def mapped(
+        attrs: Mapping[str, Any], message: str, extras: list[str], record_id: str
+    ) -> dict[str, Any] | None:
+        created = attrs["created"]
+        levelno = attrs["levelno"]
+        levelname = attrs["levelname"]
+        if (
+            type(created) is not float
+            or not 0.0 <= created < _LAST_SECOND
+            or type(message) is not str
+            or type(levelno) is not int
+            or type(levelname) is not str
+        ):
+            return None
+        level = levels.get((levelno, levelname))
+        if level is None:
+            level = level_name(levelno, None if names == "serilog" else levelname, names)
+            if len(levels) >= 256:
+                levels.clear()
+            levels[(levelno, levelname)] = level
+        if level is None:
+            return None
+        clef = {"@t": rfc3339(created), "@m": message, "@l": level, "logger": attrs["name"]}
+        for key in extras:
+            if key[:1] == "@":
+                return None
+            clef[key] = attrs[key]
+        return clef
+
+    return mapped
+
+
 def _plain(keys: tuple[Any, ...]) -> bool:
     """True when every key is a plain str that does not start with "@"."""
     return all(type(key) is str and key[:1] != "@" for key in keys)
 
 
 def _frame(parts: list[bytes]) -> bytes:
-    return b"\n".join(parts) + b"\n" if parts else b""
+    return enclosed(b"", b"\n", parts, b"\n") if parts else b""
 
 
 def _framed_size(total: int, count: int) -> int:
@@ -248,6 +296,7 @@ PRESET = Preset(
     classify=classify,
     record=_record,
     bind=_bind,
+    bind_stdlib=_bind_stdlib,
     defaults={"max_record_bytes": MAX_RECORD_BYTES, "batch_bytes": BATCH_BYTES},
     path=PATH,
     options=OPTIONS,
