@@ -234,10 +234,10 @@ class Mapper:
             dumps = self._enc.dumps
             return [v if type(v) is bytes else dumps(v) for v in values]
         datas = encode_all(values)
-        if any(map(bytes.__contains__, datas, repeat(b"null"))):
+        if max(map(bytes.find, datas, repeat(b"null")), default=-1) >= 0:  # find(), not in
             dumps = self._enc.dumps
             datas = [
-                dumps(v) if b"null" in d and needs_stdlib(v) else d
+                dumps(v) if d.find(b"null") >= 0 and needs_stdlib(v) else d
                 for v, d in zip(values, datas, strict=True)
             ]
         return datas

@@ -19,6 +19,7 @@ once, and a stderr line is written before the records it is about settle.
 from __future__ import annotations
 
 import json
+import operator
 import random
 import time
 import uuid
@@ -198,7 +199,7 @@ class Shipper:
         state.attempt += 1
         state.tried.tried()
         if state.framed is not state.pieces:  # framed once per set of pieces, not per attempt
-            state.body = self._frame([data for _, data, _ in state.pieces])
+            state.body = self._frame(list(map(_part, state.pieces)))
             state.framed = state.pieces
         try:
             reply = self._post(lot, state, batch_id)
@@ -381,7 +382,11 @@ class _Pending:
 
     @property
     def count(self) -> int:
-        return sum(piece[0] for piece in self.pieces)
+        return sum(map(_count, self.pieces))
+
+
+_count = operator.itemgetter(0)  # a piece's record count
+_part = operator.itemgetter(1)  # ... and its part
 
 
 def _rejected_line(count: int, why: str) -> str:

@@ -171,7 +171,7 @@ class Worker:
                 del items  # during an outage, hold the compact parts only
                 # What the lot holds now counts against max_buffer_bytes
                 # (RecordQueue.hold), each batch's parts until its outcome.
-                sizes = [sum(piece[2] for piece in pieces) for pieces in batches]
+                sizes = [sum(map(_size, pieces)) for pieces in batches]
                 queue.hold(lot, sum(sizes), max(sizes, default=0))
                 batches.reverse()
                 sizes.reverse()
@@ -211,7 +211,7 @@ class Worker:
             lot.disk = {}
             fresh = self._unexpired_rows(lot, rows) if self._s.max_age else rows
             pieces = [to_piece(item) for _, item in fresh]
-            size = sum(piece[2] for piece in pieces)
+            size = sum(map(_size, pieces))
             queue.hold(lot, size, self._encoder.body_size(size, len(pieces)))
         settled = False
         try:
