@@ -143,16 +143,16 @@ def _key_values(items: Any, ctx: Context, depth: int, drop_none: bool) -> list[d
     return [{"key": k, "value": v} for k, v in out.items()]
 
 
-def _plain_attributes(doc: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """:func:`_key_values` of a usual document's other items when each is a
-    str key with a str or int64 value (so unique, and none dropped), else
-    None (and None when there are none, as [] would be no different)."""
+def _plain_attributes(source: Mapping[Any, Any], keys: Any) -> list[dict[str, Any]] | None:
+    """:func:`_key_values` of ``source``'s ``keys`` when each is a str key
+    (none that makes ids or semantic-convention attributes) with a str or
+    int64 value (so unique, and none dropped), else None (and None when
+    there are none, as [] would be no different)."""
     out = []
-    for key, value in doc.items():
-        if key in _USUAL_KEYS:
-            continue
+    for key in keys:
+        value = source[key]
         kind = type(value)
-        if type(key) is not str:
+        if type(key) is not str or key in _RARE_KEYS:
             return None
         if kind is str:
             out.append({"key": key, "value": {"stringValue": value}})
@@ -287,7 +287,8 @@ def bind(
         ):
             out["severityText"] = _LEVEL_TEXT.get(level.upper(), level)
             out["body"] = {"stringValue": message}
-            attributes = _plain_attributes(doc) or _key_values(
+            others = [k for k in doc if k not in _USUAL_KEYS]
+            attributes = _plain_attributes(doc, others) or _key_values(
                 [(k, v) for k, v in doc.items() if k not in _USUAL_KEYS], ctx, 1, True
             )
             if attributes:
@@ -397,18 +398,9 @@ def bind_stdlib(
         out["severityText"] = text
         out["body"] = {"stringValue": message}
         if extras:
-            attributes = []
-            for key in extras:
-                value = attrs[key]
-                kind = type(value)
-                if key in _RARE_KEYS:
-                    return None
-                if kind is str:
-                    attributes.append({"key": key, "value": {"stringValue": value}})
-                elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
-                    attributes.append({"key": key, "value": {"intValue": str(value)}})
-                else:
-                    return None
+            attributes = _plain_attributes(attrs, extras)
+            if attributes is None:
+                return None
             out["attributes"] = attributes
         scope_key = scopes.get(logger)
         if scope_key is None:
