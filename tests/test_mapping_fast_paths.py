@@ -16,7 +16,8 @@ from logdrain.config import resolve
 from logdrain.encode import Encoder
 from logdrain.mapping import _LAST_SECOND, Mapper
 from logdrain.presets.base import rfc3339
-from logdrain.presets.otlp import _key_values, _plain_attributes
+from logdrain.presets.otlp import _plain_attributes
+from logdrain.presets.otlp_values import key_values
 from logdrain.records import stdlib_item
 from logdrain.worker import Worker
 
@@ -102,7 +103,7 @@ def test_otlp_plain_attributes_are_the_general_ones(extra: dict[Any, Any]) -> No
     items = [(k, v) for k, v in doc.items() if k not in ("timestamp", "level", "logger", "message")]
     quick = _plain_attributes(doc, [k for k, _ in items])
     if quick is not None:
-        assert quick == _key_values(items, Context({}), 1, True)
+        assert quick == key_values(items, Context({}), 1, True)
 
 
 class _Settings:

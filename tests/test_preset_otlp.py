@@ -17,7 +17,9 @@ import pytest
 
 import logdrain
 from logdrain.presets import Answer, Context, Keyed, get
-from logdrain.presets.otlp import PRESET, classify, frame, framed_size, record, severity_number
+from logdrain.presets.otlp import PRESET, frame, framed_size, record
+from logdrain.presets.otlp_answers import classify
+from logdrain.presets.otlp_values import severity_number
 from logdrain.testing.dialects._base import StrictCollector
 from logdrain.testing.dialects._otlp import OTLP
 

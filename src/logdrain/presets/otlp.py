@@ -21,39 +21,28 @@ is rejected, with the ``google.rpc.Status`` message when the body has one.
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote
 
-from .base import DELIVERED, Answer, Context, Keyed, Preset, Verdict
+from .base import Context, Keyed, Preset
+from .otlp_answers import classify
+from .otlp_env import LOGS_PATH, environment, name_option, resource_option
+from .otlp_values import (
+    INT64_MAX,
+    INT64_MIN,
+    LEVEL_TEXT,
+    NUMBER_TEXT,
+    any_value,
+    key_values,
+    resource_json,
+    severity_number,
+)
 
-LOGS_PATH = "/v1/logs"
 #: The OpenTelemetry SDKs' default endpoint for OTLP/HTTP logs.
 DEFAULT_URL = "http://localhost:4318/v1/logs"
-#: The SDKs' fallback ``service.name`` (resource semantic conventions).
-UNKNOWN_SERVICE = "unknown_service"
-#: Statuses the specification says to retry ("Retryable Response Codes").
-RETRYABLE = frozenset({429, 502, 503, 504})
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_MAX_DEPTH = 32  # nesting kept as AnyValue; deeper values become their JSON text
-_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}  # and "NaN" (proto3 JSON)
-
-# opentelemetry-python's std_to_otel (opentelemetry/_logs/severity): 10 DEBUG,
-# 11-13 DEBUG2-4, 14-19 DEBUG4, 20 INFO, ... 50 FATAL, 51-53 FATAL2-4, above FATAL4.
-_BASES = ((50, 21), (40, 17), (30, 13), (20, 9), (10, 5))
-# Python's names as OTel shows them (the SDK handler: WARNING -> WARN, CRITICAL -> FATAL).
-_LEVEL_TEXT = {
-    "TRACE": "TRACE", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
-    "ERROR": "ERROR", "EXCEPTION": "ERROR", "CRITICAL": "FATAL", "FATAL": "FATAL",
-}  # fmt: skip
-_NUMBER_TEXT = {5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR", 21: "FATAL"}
-
-# Code location keys (structlog's CallsiteParameterAdder) -> code semantic conventions.
 _CODE_KEYS = {
     "pathname": ("code.file.path", str),
     "lineno": ("code.line.number", int),
@@ -71,7 +60,6 @@ _INCLUDED_KEYS = {
 }
 _EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(?:: (.*))?")
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_DIGITS = re.compile(r"[0-9]+")
 _ID_KEYS = frozenset(
     {"trace_flags", "trace_id", "otelTraceID", "span_id", "otelSpanID", "otelTraceSampled"}
 )
@@ -79,72 +67,10 @@ _ID_KEYS = frozenset(
 _RARE_KEYS = _ID_KEYS | _CODE_KEYS.keys() | {"exception", "stack"}
 #: What a usual document's time, level, logger and message are made of.
 _USUAL_KEYS = frozenset({"timestamp", "level", "logger", "message"})
-_DURATION = re.compile(r"[0-9]+(\.[0-9]+)?s")  # a google.protobuf.Duration in JSON
-
-
-def severity_number(levelno: int | None) -> int:
-    """The OTel SeverityNumber of a Python level, as ``std_to_otel`` maps it,
-    except that levels 1-9 (a TRACE level) are TRACE (1), not UNSPECIFIED."""
-    if levelno is None or levelno <= 0:
-        return 0
-    for base, number in _BASES:
-        if levelno >= base:
-            return min(number + 3, number + levelno - base)
-    return 1
-
-
-def any_value(value: Any, ctx: Context, depth: int = 0) -> dict[str, Any]:
-    """``value`` as an OTLP ``AnyValue`` in the JSON encoding. Never raises:
-    a value of another type becomes what the encoder makes of it."""
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):  # beyond int64: its digits, as text
-        fits = _INT64_MIN <= value <= _INT64_MAX
-        return {"intValue" if fits else "stringValue": str(int(value))}
-    if isinstance(value, float):
-        return {"doubleValue": value if math.isfinite(value) else _NON_FINITE.get(value, "NaN")}
-    if value is None:
-        return {}  # the empty AnyValue (null)
-    if isinstance(value, (bytes, bytearray)):
-        return {"bytesValue": base64.b64encode(bytes(value)).decode("ascii")}
-    if depth >= _MAX_DEPTH:
-        return {"stringValue": ctx.json(value)}
-    if isinstance(value, Mapping):
-        return {"kvlistValue": {"values": _key_values(value.items(), ctx, depth + 1, False)}}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return {"arrayValue": {"values": [any_value(v, ctx, depth + 1) for v in value]}}
-    text = ctx.json(value)  # what the encoder makes of it: a datetime's text, a dataclass's fields
-    try:
-        return any_value(json.loads(text), ctx, depth)  # plain JSON values: no further round
-    except ValueError:
-        return {"stringValue": text}
-
-
-def _key_values(items: Any, ctx: Context, depth: int, drop_none: bool) -> list[dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}  # keys stay unique (the data model requires it)
-    for raw, value in items:
-        kind = type(value)  # any_value()'s two usual cases, inline
-        if kind is str:
-            typed: dict[str, Any] = {"stringValue": value}
-        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
-            typed = {"intValue": str(value)}
-        elif value is None and drop_none:
-            continue
-        else:
-            typed = any_value(value, ctx, depth)
-        if type(raw) is str:
-            key = raw
-        else:
-            plain = isinstance(raw, str) or raw is None or isinstance(raw, (int, float))
-            key = str(raw) if plain else ctx.json(raw)
-        out[key] = typed
-    return [{"key": k, "value": v} for k, v in out.items()]
 
 
 def _plain_attributes(source: Mapping[Any, Any], keys: Any) -> list[dict[str, Any]] | None:
-    """:func:`_key_values` of ``source``'s ``keys`` when each is a str key
+    """:func:`key_values` of ``source``'s ``keys`` when each is a str key
     (none that makes ids or semantic-convention attributes) with a str or
     int64 value (so unique, and none dropped), else None (and None when
     there are none, as [] would be no different)."""
@@ -156,29 +82,11 @@ def _plain_attributes(source: Mapping[Any, Any], keys: Any) -> list[dict[str, An
             return None
         if kind is str:
             out.append({"key": key, "value": {"stringValue": value}})
-        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+        elif kind is int and INT64_MIN <= value <= INT64_MAX:
             out.append({"key": key, "value": {"intValue": str(value)}})
         else:
             return None
     return out or None
-
-
-def resource_attributes(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``service.name`` (the ``service`` option, else the resource's, else
-    ``unknown_service``), ``host.name`` (the ``host`` option), then the
-    ``resource`` option's attributes."""
-    extra = dict(options.get("resource") or {})
-    service = extra.pop("service.name", UNKNOWN_SERVICE)
-    attrs: dict[str, Any] = {"service.name": options.get("service") or service}
-    if options.get("host"):
-        attrs["host.name"] = options["host"]
-        extra.pop("host.name", None)
-    return {**attrs, **extra}
-
-
-def _resource_json(options: Mapping[str, Any], ctx: Context) -> bytes:
-    attrs = _key_values(resource_attributes(options).items(), ctx, 1, True)
-    return ctx.json({"attributes": attrs}).encode("utf-8", "replace")
 
 
 def _found(doc: dict[str, Any], keys: tuple[str, ...], digits: int, used: set[str]) -> str | None:
@@ -268,7 +176,7 @@ def bind(
         known = severities.get(levelno) if type(levelno) is int else None
         if known is None:
             number = severity_number(levelno)
-            known = (number, _NUMBER_TEXT.get(number))
+            known = (number, NUMBER_TEXT.get(number))
             if type(levelno) is int and len(severities) < 256:
                 severities[levelno] = known
         if known[0]:
@@ -285,10 +193,10 @@ def bind(
             and type(message) is str
             and _RARE_KEYS.isdisjoint(doc)
         ):
-            out["severityText"] = _LEVEL_TEXT.get(level.upper(), level)
+            out["severityText"] = LEVEL_TEXT.get(level.upper(), level)
             out["body"] = {"stringValue": message}
             others = [k for k in doc if k not in _USUAL_KEYS]
-            attributes = _plain_attributes(doc, others) or _key_values(
+            attributes = _plain_attributes(doc, others) or key_values(
                 [(k, v) for k, v in doc.items() if k not in _USUAL_KEYS], ctx, 1, True
             )
             if attributes:
@@ -297,7 +205,7 @@ def bind(
             return _new(Keyed, (scope_key or scope(logger, ctx), out))
         used = {"timestamp"}  # time and level come from the record itself (ctx), never renamed
         if isinstance(level, str) and level:
-            out["severityText"] = _LEVEL_TEXT.get(level.upper(), level)
+            out["severityText"] = LEVEL_TEXT.get(level.upper(), level)
             used.add("level")
         elif known[1] is not None:
             out["severityText"] = known[1]
@@ -320,7 +228,7 @@ def bind(
         else:
             logger = ""
         extras = [(k, v) for k, v in doc.items() if k not in used]
-        attributes = _key_values([*derived.items(), *extras], ctx, 1, True)
+        attributes = key_values([*derived.items(), *extras], ctx, 1, True)
         if attributes:
             out["attributes"] = attributes
         if flags is not None:
@@ -335,7 +243,7 @@ def bind(
     def scope(logger: Any, ctx: Context) -> bytes:
         """The resource + scope key of ``logger``'s records (remembered)."""
         if not resource:
-            resource.append(_resource_json(options, ctx))
+            resource.append(resource_json(options, ctx))
         scope_key = resource[0] + b"\n" + ctx.json({"name": logger}).encode("utf-8", "replace")
         if type(logger) is str:
             if len(keys) >= 1024:
@@ -389,7 +297,7 @@ def bind_stdlib(
                 severities[levelno] = number
         text = texts.get(level)
         if text is None:
-            text = _LEVEL_TEXT.get(level.upper(), level)
+            text = LEVEL_TEXT.get(level.upper(), level)
             if len(texts) < 256:
                 texts[level] = text
         out: dict[str, Any] = {"timeUnixNano": ns, "observedTimeUnixNano": ns}
@@ -418,7 +326,7 @@ def _mapping_scope(options: Mapping[str, Any]) -> Callable[[Any, Context], bytes
 
     def scope(logger: Any, ctx: Context) -> bytes:
         if not resource:
-            resource.append(_resource_json(options, ctx))
+            resource.append(resource_json(options, ctx))
         return resource[0] + b"\n" + ctx.json({"name": logger}).encode("utf-8", "replace")
 
     return scope
@@ -457,136 +365,6 @@ def framed_size(total: int, count: int) -> int:
     return len(_HEAD) + len(_TAIL) + total + count * _PER_PART
 
 
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(body) if body.lstrip()[:1] == b"{" else {}
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def _either(doc: dict[str, Any], camel: str, snake: str) -> Any:
-    return doc[camel] if camel in doc else doc.get(snake)  # proto3 JSON parsers accept both
-
-
-def _count(raw: Any) -> int:
-    """An int64 of the JSON encoding: a decimal string or a number."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and float(raw).is_integer():
-        return max(0, int(raw))
-    return int(raw.strip()) if isinstance(raw, str) and _DIGITS.fullmatch(raw.strip()) else 0
-
-
-def _retry_delay(status: dict[str, Any]) -> float | None:
-    """A ``google.rpc.RetryInfo`` detail's ``retryDelay`` ("1.5s"), in seconds."""
-    details = status.get("details")
-    for detail in details if isinstance(details, list) else ():
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("rpc.RetryInfo"):
-            delay = _either(detail, "retryDelay", "retry_delay")
-            if isinstance(delay, str) and _DURATION.fullmatch(delay):
-                return float(delay[:-1])
-    return None
-
-
-def classify(answer: Answer) -> Verdict:
-    """The OTLP/HTTP answer rules (see the module docstring)."""
-    status = answer.status
-    if 200 <= status < 300:
-        partial = _either(_json(answer.body), "partialSuccess", "partial_success")
-        if not isinstance(partial, dict):
-            return DELIVERED
-        rejected = _count(_either(partial, "rejectedLogRecords", "rejected_log_records"))
-        if rejected <= 0:  # none, or a warning only: everything was taken
-            return DELIVERED
-        message = _either(partial, "errorMessage", "error_message")
-        reason = message if isinstance(message, str) and message else ""
-        return Verdict("partial", reason or f"{rejected} log record(s) rejected", rejected=rejected)
-    rpc = _json(answer.body)
-    message = rpc.get("message")
-    reason = message.strip() if isinstance(message, str) and message.strip() else ""
-    if status == 413:
-        return Verdict("split", reason or answer.reason or "request body too large")
-    if status in RETRYABLE:
-        return Verdict("retry", reason or answer.reason or "unavailable", _retry_delay(rpc))
-    return Verdict("rejected", reason or answer.reason or "rejected")
-
-
-def _name(option: str, attribute: str) -> Callable[[Any], str]:
-    def parse(raw: Any) -> str:
-        if not isinstance(raw, str) or not raw.strip():
-            raise ValueError(f"{option} must be a non-empty string (the {attribute} attribute)")
-        return raw.strip()
-
-    return parse
-
-
-def _pairs(text: str, separator: str = ",", lower: bool = False) -> dict[str, str]:
-    """``k=v,k2=v2``, percent-decoded; a pair without ``=`` is skipped (and
-    never quoted). OTEL_RESOURCE_ATTRIBUTES as opentelemetry-python's
-    OTELResourceDetector reads it; OTEL_EXPORTER_OTLP_HEADERS as its
-    ``parse_env_headers`` does (names decoded too, and lower-cased)."""
-    out: dict[str, str] = {}
-    for item in re.split(separator, text):
-        key, sep, value = item.partition("=")
-        key = (unquote(key).lower() if lower else key).strip()
-        if sep and key:
-            value = unquote(value.strip())
-            out[key] = value.strip() if lower else value
-    return out
-
-
-def _resource(raw: Any) -> dict[str, Any]:
-    """A mapping, its JSON text, or ``k=v,...`` text (as OTEL_RESOURCE_ATTRIBUTES)."""
-    if isinstance(raw, str):
-        text = raw.strip()
-        try:
-            raw = json.loads(text) if text.startswith("{") else _pairs(text)
-        except ValueError:
-            raise ValueError("resource is not a JSON object") from None
-        if text and not raw:
-            raise ValueError("resource must be key=value pairs separated by commas")
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"resource must be a mapping of attributes, got {type(raw).__name__}")
-    plain = (str, bool, int, float)
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if not isinstance(key, str) or not key.strip():
-            raise ValueError("resource attribute names must be non-empty strings")
-        listed = isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)
-        if not listed and not isinstance(value, plain):
-            raise ValueError(
-                f"resource attribute {key!r} must be a string, number, boolean or a list "
-                f"of them, got {type(value).__name__}"
-            )
-        out[key.strip()] = list(value) if listed else value
-    return out
-
-
-def environment(environ: Mapping[str, str], options: Mapping[str, Any]) -> dict[str, Any]:
-    """The OpenTelemetry SDK variables, below explicit settings (the
-    ``service.name``/``host.name`` of an explicit ``resource`` included)."""
-    found: dict[str, Any] = {}
-    given = options.get("resource") or {}
-    attrs = _pairs(environ.get("OTEL_RESOURCE_ATTRIBUTES", ""))
-    if attrs:
-        found["resource"] = attrs
-    service = environ.get("OTEL_SERVICE_NAME", "").strip() or attrs.get("service.name", "")
-    if service and "service.name" not in given:
-        found["service"] = service
-    if attrs.get("host.name") and "host.name" not in given:
-        found["host"] = attrs["host.name"]
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip()
-    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    if endpoint:
-        found["url"] = endpoint  # the signal's own endpoint is used as it is
-    elif base:  # the base one gets the signal's path (exporter specification)
-        found["url"] = base.rstrip("/") + LOGS_PATH
-    raw = environ.get("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "").strip()
-    headers = _pairs(raw or environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), r"[ \t]*,[ \t]*", True)
-    if headers:
-        found["headers"] = headers
-    return found
-
-
 PRESET = Preset(
     "otlp",
     "application/json",
@@ -602,9 +380,9 @@ PRESET = Preset(
     path=LOGS_PATH,
     url=lambda options: DEFAULT_URL,
     options={
-        "service": _name("service", "service.name"),
-        "host": _name("host", "host.name"),
-        "resource": _resource,
+        "service": name_option("service", "service.name"),
+        "host": name_option("host", "host.name"),
+        "resource": resource_option,
     },
     environment=environment,
     naming="otel",  # included attributes as semantic-convention attributes
