@@ -14,8 +14,8 @@ import pytest
 
 from logdrain.config import resolve
 from logdrain.encode import Encoder
-from logdrain.mapping import _LAST_SECOND, Mapper
-from logdrain.presets.base import rfc3339
+from logdrain.mapping import Mapper
+from logdrain.presets.base import RFC3339_LAST_SECOND, rfc3339
 from logdrain.presets.otlp import _plain_attributes
 from logdrain.presets.otlp_values import key_values
 from logdrain.records import stdlib_item
@@ -87,8 +87,8 @@ def test_batch_parts_are_the_per_record_parts(
 def test_the_documents_timestamp_is_rfc3339_of_the_record_time() -> None:
     encoder = Encoder(resolve({"url": URL}))
     rng = random.Random(7)
-    times = [0.0, 0.9999999, 1.0, 1e-7, 1764620000.999999, _LAST_SECOND - 0.5]
-    times += [rng.uniform(0, _LAST_SECOND) for _ in range(2000)]
+    times = [0.0, 0.9999999, 1.0, 1e-7, 1764620000.999999, RFC3339_LAST_SECOND - 0.5]
+    times += [rng.uniform(0, RFC3339_LAST_SECOND) for _ in range(2000)]
     times += [rng.uniform(1.7e9, 1.8e9) for _ in range(2000)]
     for created in times:
         attrs = {"created": created, "levelname": "INFO", "name": "n"}

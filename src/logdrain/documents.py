@@ -38,6 +38,25 @@ _INIT_LAST_KEY = _INIT_KEYS[-1]
 _CORE_FIELDS = frozenset({"timestamp", "level", "logger", "message", "exception", "stack"})
 
 
+def extra_keys(attrs: dict[str, Any]) -> list[str]:
+    """The keys of a stdlib record snapshot's extra fields, in order. Walks
+    back from the end to the last key ``LogRecord.__init__`` set: what lies
+    beyond it are the extras (and formatter leftovers such as "message");
+    all keys are looked at when some were set before ``__init__``."""
+    extras = []
+    seen = 0
+    for key in reversed(attrs):
+        if key == _INIT_LAST_KEY:
+            if len(attrs) - seen - 1 != _INIT_LAST:  # keys set before __init__: look at all
+                extras = [k for k in reversed(attrs) if k not in RECORD_ATTRS]
+            break
+        seen += 1  # noqa: SIM113 - 10% cheaper than enumerate() here
+        if key not in RECORD_ATTRS:
+            extras.append(key)
+    extras.reverse()
+    return extras
+
+
 def _second(sec: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
 
@@ -142,18 +161,7 @@ class Documents:
         ``bind_stdlib`` mapping is given; see :class:`~logdrain.presets.Preset`.)"""
         if attrs.get("exc_text") or attrs.get("stack_info"):
             return None
-        # As _base_document finds them: past the last key __init__ set.
-        extras = []
-        seen = 0
-        for key in reversed(attrs):
-            if key == _INIT_LAST_KEY:
-                if len(attrs) - seen - 1 != _INIT_LAST:  # keys set before __init__: all
-                    extras = [k for k in reversed(attrs) if k not in RECORD_ATTRS]
-                break
-            seen += 1  # noqa: SIM113 - as in _base_document
-            if key not in RECORD_ATTRS:
-                extras.append(key)
-        extras.reverse()
+        extras = extra_keys(attrs)
         clean = self._clean_keys
         for key in extras:
             if key in _CORE_FIELDS or type(attrs[key]) not in _PLAIN:
@@ -186,8 +194,8 @@ class Documents:
             doc["exception"] = attrs["exc_text"]
         if attrs.get("stack_info"):
             doc["stack"] = attrs["stack_info"]
-        # Walk back from the end to the last key __init__ set: what lies
-        # beyond it are the extras (and formatter leftovers such as "message").
+        # extra_keys(attrs), inline: the call costs about 470 instructions a
+        # record here (callgrind: 2.7% of the json preset's senders).
         extras = []
         seen = 0
         for key in reversed(attrs):

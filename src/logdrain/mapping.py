@@ -25,12 +25,9 @@ from .config import Settings
 from .encode import Encoder
 from .jsonsafe import clean, describe, needs_stdlib, orjson_map
 from .presets import Context, Keyed, Unsendable
+from .presets.base import RFC3339_LAST_SECOND
 from .records import EVENT, STDLIB, level_number
 from .truncate import CORE_FIELDS
-
-#: Epoch seconds of 10000-01-01: below it (and from 0 on) the generic
-#: document's timestamp and :func:`~logdrain.presets.base.rfc3339` agree.
-_LAST_SECOND = 253402300800.0
 
 #: A piece of a batch: (records in it, the part frame() receives, its size in bytes).
 Piece = tuple[int, Any, int]
@@ -186,7 +183,7 @@ class Mapper:
                 if direct is not None:
                     doc = direct(attrs, item[2])
                     # Its "timestamp" is rfc3339(created) where both write the same.
-                    if type(raw) is float and 0.0 <= raw < _LAST_SECOND:
+                    if type(raw) is float and 0.0 <= raw < RFC3339_LAST_SECOND:
                         stamp = doc["timestamp"]
                 else:
                     doc = wrapped(item)

@@ -156,6 +156,11 @@ def as_text(value: Any, ctx: Context) -> str:
     return ctx.json(value)
 
 
+#: Epoch seconds of 10000-01-01: below it (and from 0 on) logdrain's own
+#: ``timestamp`` field of a record is ``rfc3339()`` of the record's time.
+RFC3339_LAST_SECOND = 253402300800.0
+
+
 def rfc3339(created: float) -> str:
     """Epoch seconds as RFC 3339 UTC with microseconds
     (``2024-05-01T12:00:00.123456Z``), cut (not rounded) to the microsecond

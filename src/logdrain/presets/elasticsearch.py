@@ -56,6 +56,7 @@ from typing import Any
 
 from .base import (
     DELIVERED,
+    RFC3339_LAST_SECOND,
     TRANSIENT_STATUSES,
     Answer,
     Context,
@@ -219,11 +220,6 @@ def bind(options: Mapping[str, Any]) -> Callable[[Any, Context], Keyed]:
     return mapped
 
 
-#: Epoch seconds of 10000-01-01: below it (and from 0 on) the generic
-#: document's timestamp is rfc3339() of the record's time.
-_LAST_SECOND = 253402300800.0
-
-
 def bind_stdlib(
     options: Mapping[str, Any], ctx: Context
 ) -> Callable[[Mapping[str, Any], str, list[str], str], Keyed | None]:
@@ -236,7 +232,7 @@ def bind_stdlib(
         attrs: Mapping[str, Any], message: str, extras: list[str], record_id: str
     ) -> Keyed | None:
         created = attrs["created"]
-        if type(created) is not float or not 0.0 <= created < _LAST_SECOND:
+        if type(created) is not float or not 0.0 <= created < RFC3339_LAST_SECOND:
             return None
         stamp = timestamp(created)
         source = {

@@ -255,7 +255,7 @@ def bind(
 
 
 #: Epoch seconds below which ``int(created * 1e9)`` fits OTLP's fixed64 (2286).
-_LAST_SECOND = 1e10
+_NS_LAST_SECOND = 1e10
 
 
 def bind_stdlib(
@@ -281,7 +281,7 @@ def bind_stdlib(
         logger = attrs["name"]
         if (
             type(created) is not float
-            or not 0.0 < created < _LAST_SECOND
+            or not 0.0 < created < _NS_LAST_SECOND
             or type(levelno) is not int
             or type(level) is not str
             or not level

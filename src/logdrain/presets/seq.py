@@ -41,6 +41,7 @@ from typing import Any
 
 from .base import (
     DELIVERED,
+    RFC3339_LAST_SECOND,
     TRANSIENT_STATUSES,
     Answer,
     Context,
@@ -194,11 +195,6 @@ def _bind(options: Mapping[str, Any]) -> Callable[[Any, Context], dict[str, Any]
     return mapped
 
 
-#: Epoch seconds of 10000-01-01: below it (and from 0 on) the generic
-#: document's timestamp is rfc3339() of the record's time.
-_LAST_SECOND = 253402300800.0
-
-
 def _bind_stdlib(
     options: Mapping[str, Any], ctx: Context
 ) -> Callable[[Mapping[str, Any], str, list[str], str], dict[str, Any] | None]:
@@ -217,7 +213,7 @@ def _bind_stdlib(
         levelname = attrs["levelname"]
         if (
             type(created) is not float
-            or not 0.0 <= created < _LAST_SECOND
+            or not 0.0 <= created < RFC3339_LAST_SECOND
             or type(message) is not str
             or type(levelno) is not int
             or type(levelname) is not str
