@@ -58,9 +58,12 @@ class Encoder(Documents):
             default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")
         ).encode
         # The fast path's encoder: orjson when chosen and installed.
-        fast = orjson_dumps() if settings.json_encoder in ("auto", "orjson") else None
+        use_orjson = settings.json_encoder in ("auto", "orjson")
+        fast = orjson_dumps() if use_orjson else None
         self.json_encoder = "orjson" if fast is not None else "stdlib"
+        #: A record's JSON (copied out of orjson's buffer) and a chunk's (not).
         self._fast_dumps: Callable[[Any], bytes] | None = fast
+        self._fast_chunk = orjson_dumps(held=False) if fast is not None else None
         self._rename = dict(settings.rename)
         self._fields = frozenset(settings.fields)
         self._envelope = dict(settings.envelope)
@@ -234,7 +237,7 @@ class Encoder(Documents):
         bracket in a string: a false alarm, costing only time) has the values
         nested in its records masked and is written again."""
         limit = self._max_bytes
-        fast = self._fast_dumps
+        fast = self._fast_chunk
         # One encoder call per chunk amortises its setup (about half the
         # cost of a call per record); a chunk within the limit proves each
         # of its records is, and fits any one body.

@@ -249,10 +249,23 @@ def needs_stdlib(obj: Any, depth: int = 0) -> bool:
     return True
 
 
-def orjson_dumps() -> Callable[[Any], bytes] | None:
+#: A right-sized copy of some bytes (the cheapest copy CPython makes: one
+#: C call). orjson writes into a buffer of a few KiB and shrinks it in place
+#: when done, leaving the buffer's tail a hole the next call's buffer does not
+#: fit: while outputs are held (a batch's parts, thousands of them), every
+#: call takes fresh heap, about one page fault a record, and glibc gives the
+#: heap back when the batch is freed. Measured here (glibc, 2,000 records of
+#: about 160 bytes): 1.7 us a record with the output held, 0.2 us copied out.
+#: Copied, each buffer is freed before the next call, which reuses it.
+own: Callable[[bytes], bytes] = b"%b".__mod__
+
+
+def orjson_dumps(*, held: bool = True) -> Callable[[Any], bytes] | None:
     """orjson's ``dumps`` set up to write what the stdlib encoder writes
     (datetimes and dataclasses through the same ``default`` hook), or None
-    when orjson is not installed."""
+    when orjson is not installed. ``held``: the output is kept (a record's
+    part), so it is copied out of orjson's buffer (see :data:`own`); a
+    chunk of records' JSON, a few of them a batch, need not be."""
     try:
         import orjson  # noqa: PLC0415 - an optional extra, imported on demand
     except ImportError:
@@ -260,16 +273,23 @@ def orjson_dumps() -> Callable[[Any], bytes] | None:
     dumps = orjson.dumps
     option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
+    if not held:
+
+        def encode_chunk(obj: Any) -> bytes:
+            return dumps(obj, default=to_jsonable, option=option)
+
+        return encode_chunk
+
     def encode(obj: Any) -> bytes:
-        return dumps(obj, default=to_jsonable, option=option)
+        return own(dumps(obj, default=to_jsonable, option=option))
 
     return encode
 
 
 def orjson_map() -> Callable[[list[Any]], list[bytes]] | None:
     """:func:`orjson_dumps` over a list, one C-level call per value (no
-    Python frame per value), or None when orjson is not installed. Raises
-    what orjson raises for any value."""
+    Python frame per value), each output copied out (:data:`own`), or None
+    when orjson is not installed. Raises what orjson raises for any value."""
     try:
         import orjson  # noqa: PLC0415 - an optional extra, imported on demand
     except ImportError:
@@ -279,6 +299,7 @@ def orjson_map() -> Callable[[list[Any]], list[bytes]] | None:
     option = repeat(orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
 
     def encode_all(values: list[Any]) -> list[bytes]:
-        return list(map(dumps, values, default, option))  # infinite repeats: shared, never used up
+        # infinite repeats: shared, never used up
+        return list(map(own, map(dumps, values, default, option)))
 
     return encode_all
