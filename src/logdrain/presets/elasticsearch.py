@@ -194,8 +194,10 @@ def _actions(options: Mapping[str, Any]) -> Callable[[float, str, Context], byte
             head = heads[index] = b'{"create":{"_index":' + ctx.json(index).encode("utf-8")
         if not rid:
             return head + b"}}"
-        if rid.isalnum() and rid.isascii():  # logdrain's own ids: hex and digits
-            return b'%s,"_id":"%s"}}' % (head, rid.encode("ascii"))
+        if rid.isascii():  # (str.isalnum() looks up each character's Unicode class)
+            data = rid.encode("ascii")
+            if data.isalnum():  # logdrain's own ids: hex and digits
+                return b'%s,"_id":"%s"}}' % (head, data)
         return head + b',"_id":' + ctx.json(rid).encode("utf-8") + b"}}"
 
     return action

@@ -300,16 +300,26 @@ def bind_stdlib(
             text = LEVEL_TEXT.get(level.upper(), level)
             if len(texts) < 256:
                 texts[level] = text
-        out: dict[str, Any] = {"timeUnixNano": ns, "observedTimeUnixNano": ns}
-        if number:
-            out["severityNumber"] = number
-        out["severityText"] = text
-        out["body"] = {"stringValue": message}
-        if extras:
-            attributes = _plain_attributes(attrs, extras)
-            if attributes is None:
-                return None
-            out["attributes"] = attributes
+        attributes = _plain_attributes(attrs, extras) if extras else None
+        if extras and attributes is None:
+            return None
+        if number and attributes:  # the usual record, in one presized dict (no resize)
+            out: dict[str, Any] = {
+                "timeUnixNano": ns,
+                "observedTimeUnixNano": ns,
+                "severityNumber": number,
+                "severityText": text,
+                "body": {"stringValue": message},
+                "attributes": attributes,
+            }
+        else:
+            out = {"timeUnixNano": ns, "observedTimeUnixNano": ns}
+            if number:
+                out["severityNumber"] = number
+            out["severityText"] = text
+            out["body"] = {"stringValue": message}
+            if attributes:
+                out["attributes"] = attributes
         scope_key = scopes.get(logger)
         if scope_key is None:
             if len(scopes) >= 1024:
