@@ -256,7 +256,7 @@ def needs_stdlib(obj: Any, depth: int = 0) -> bool:
 #: not fit: while outputs are held (a batch's parts, thousands of them),
 #: every call takes fresh heap, and in a heap glibc has just trimmed that is
 #: a page fault a record. Measured here (glibc, 2,000 records of about 160
-#: bytes, benchmarks/held_outputs.py): 1.7 us a record with the outputs held,
+#: bytes, benchmarks/held_outputs.py): 1.4-1.7 us a record with the outputs held,
 #: 0.2 us copied out. Copied, each buffer is freed before the next call,
 #: which reuses it.
 _copied = b"".join
