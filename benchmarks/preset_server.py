@@ -19,10 +19,19 @@ from stdin, like ``collector_server.py``:
 ``quit`` or EOF      -> stops the collector and exits
 
 It exits by itself after ``MAX_LIFE`` seconds (default 300) in any case.
+
+The process collects garbage less often than CPython's default (a young
+collection every 100,000 allocations instead of 700): a fake keeps every
+record it stores, and each young collection walked them again. Measured side
+by side (session 21, the 2-core VM): the OTLP fake's CPU 16-20 -> 12-14 us a
+record, Elasticsearch's 16-19 -> 14-15, the plain collector's 3.0-3.5 ->
+2.0-3.1. The fake shares the two cores with the code under test; a real
+collector is another program on another machine. What it checks is unchanged.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -76,6 +85,7 @@ def build(spec: str, kwargs: dict[str, Any]) -> tuple[Collector, Any]:
 
 
 def main() -> None:
+    gc.set_threshold(100_000, 20, 100)  # see the module doc
     spec = sys.argv[1] if len(sys.argv) > 1 else "plain"
     kwargs = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     max_life = float(sys.argv[3]) if len(sys.argv) > 3 else 300.0

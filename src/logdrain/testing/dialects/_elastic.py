@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 
 from ._base import Answer, Batch, Dialect, Play, Request, json_answer
 from ._elastic_filter import filter_path
+from ._json import UNSURE, orjson_sure, orjson_value
 
 _TYPES = {"application/json", "application/x-ndjson"}
 _VENDOR = {"application/vnd.elasticsearch+json", "application/vnd.elasticsearch+x-ndjson"}
@@ -46,10 +47,15 @@ _INDEX_UUID = "fakeIndexUuid0000000A"
 _SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
-def _loads(line: bytes) -> Any:
+def _loads(line: bytes, sure: bool = False) -> Any:
     """``json.loads(line)`` (the same value or error), cheaper for the usual line:
-    ``{`` first, UTF-8, only whitespace after the value, json.loads' own case."""
+    ``{`` first, UTF-8, only whitespace after the value, json.loads' own case
+    (orjson's value when it reads it and ``sure``: the body passed ``orjson_sure``)."""
     if line[:1] == b"{":
+        if sure:
+            value = orjson_value(line)
+            if value is not UNSURE:
+                return value
         try:
             text = line.decode()
             value, end = _SCAN(text, 0)
@@ -224,9 +230,10 @@ class Elasticsearch(Dialect):
             return es_error(
                 400, "action_request_validation_exception", "Validation Failed: " + text
             )
+        sure = orjson_sure(body)
         for item, line in zip(items, sources, strict=True):  # parsed once, for accept() too
             try:
-                source = _loads(line)
+                source = _loads(line, sure)
             except ValueError:
                 source = None  # (a mapper_parsing_exception item)
             item["source"] = source if isinstance(source, dict) else None

@@ -169,7 +169,11 @@ def parse_logs(body: bytes) -> list[dict[str, Any]]:
     try:
         return fast_records(body)  # the usual body (see _otlp_fast)
     except Slow:
-        pass  # the full way: every check, every error message
+        return full_records(body)  # the full way: every check, every error message
+
+
+def full_records(body: bytes) -> list[dict[str, Any]]:
+    """``parse_logs`` the full way, the judge of the fast path's answers."""
     json_format = importlib.import_module("google.protobuf.json_format")
     service = importlib.import_module(SERVICE)
     try:

@@ -27,6 +27,7 @@ import json
 import math
 from typing import Any
 
+from ._json import UNSURE, orjson_sure, orjson_value
 from ._otlp_rules import HEX, ID_DIGITS, SERVICE, is_repeated
 
 _MAX_DEPTH = 50
@@ -55,7 +56,9 @@ def fast_records(body: bytes) -> list[dict[str, Any]]:
         raise Slow
     try:
         text = body.decode()
-        doc = json.loads(text)  # what json.loads(body) makes of such a body
+        doc = orjson_value(body) if orjson_sure(body) else UNSURE
+        if doc is UNSURE:
+            doc = json.loads(text)  # what json.loads(body) makes of such a body
     except (ValueError, RecursionError):
         raise Slow from None
     keys = [0]  # keys of the objects read
@@ -156,7 +159,11 @@ def _messages(item: Any, descriptor: Any, keys: list[int], depth: int) -> Any:
 def _log_records(item: Any, descriptor: Any, keys: list[int], depth: int) -> Any:
     """Log records, each as stored (but for ``resource`` and ``scope``)."""
     plan = _plan(descriptor)
-    records = [_fields(log, plan, dict(_RECORD), keys, depth) for log in _list(item)]
+    usual = _usual(descriptor.full_name, plan) if depth + 4 <= _MAX_DEPTH else None
+    records = [
+        (usual and usual(log, keys)) or _fields(log, plan, dict(_RECORD), keys, depth)
+        for log in _list(item)
+    ]
     for record in records:
         if record["attributes"] is None:
             record["attributes"] = {}
@@ -164,6 +171,90 @@ def _log_records(item: Any, descriptor: Any, keys: list[int], depth: int) -> Any
             for name in [name for name in record if name not in _RECORD]:
                 del record[name]
     return records
+
+
+#: The usual record (logdrain's, in its key order) that ``_usual`` reads inline.
+_USUAL_KEYS = ("timeUnixNano", "observedTimeUnixNano", "severityNumber", "severityText",
+               "body", "attributes")  # fmt: skip
+_USUAL_READERS: dict[str, Any] = {}
+
+
+def _usual(name: str, plan: dict[str, tuple[str, Any, Any]]) -> Any:
+    """A reader of the usual record for LogRecord's ``plan``, or None when
+    the descriptors do not give its fields the converters it inlines."""
+    if name in _USUAL_READERS:
+        return _USUAL_READERS[name]
+    expected = [
+        ("time_unix_nano", _integer, _RANGES[4]),
+        ("observed_time_unix_nano", _integer, _RANGES[4]),
+        ("severity_number", _enum, None),
+        ("severity_text", _exact, str),
+        ("body", _any, None),
+        ("attributes", _key_values, None),
+    ]
+    entries = [plan.get(key) for key in _USUAL_KEYS]
+    fits = all(
+        entry is not None and entry[:2] == want[:2] and (want[2] is None or entry[2] == want[2])
+        for entry, want in zip(entries, expected, strict=True)
+    )
+    reader = _reader(entries[2][2]) if fits and entries[2] is not None else None
+    _USUAL_READERS[name] = reader
+    return reader
+
+
+def _reader(numbers: frozenset[int]) -> Any:
+    low, high = _RANGES[2]
+
+    def usual(log: Any, keys: list[int]) -> dict[str, Any] | None:
+        """The record ``_fields`` makes of the usual record: both times as
+        digit strings, a string body, string or int64 attributes with unique
+        keys, each value of the type ``_fields`` takes; None for any other
+        record (``_fields`` then reads it, and says Slow for what it cannot)."""
+        if type(log) is not dict or tuple(log) != _USUAL_KEYS:
+            return None
+        time, observed, number, text, body, attributes = log.values()
+        if not (
+            type(time) is str and time.isdigit() and time.isascii()
+            and type(observed) is str and observed.isdigit() and observed.isascii()
+            and type(number) is int and number in numbers and type(text) is str
+            and type(body) is dict and len(body) == 1 and type(attributes) is list
+        ):  # fmt: skip
+            return None
+        message = body.get("stringValue")
+        time_ns, observed_ns = int(time), int(observed)
+        if type(message) is not str or time_ns >= 2**64 or observed_ns >= 2**64:
+            return None
+        out: dict[str, Any] = {}
+        for kv in attributes:
+            if type(kv) is not dict or len(kv) != 2:
+                return None
+            key, value = kv.get("key"), kv.get("value")
+            if type(key) is not str or type(value) is not dict or len(value) != 1 or key in out:
+                return None
+            if "stringValue" in value:
+                value = value["stringValue"]
+                if type(value) is not str:
+                    return None
+            else:
+                value = value.get("intValue")
+                if type(value) is not str:
+                    return None
+                digits = value[1:] if value[:1] == "-" else value
+                if not (digits.isdigit() and digits.isascii()):
+                    return None
+                value = int(value)
+                if not low <= value < high:
+                    return None
+            out[key] = value
+        keys[0] += 7 + 3 * len(out)  # the record's, the body's and each attribute's keys
+        return {
+            "resource": None, "scope": "", "time_unix_nano": time_ns,
+            "observed_time_unix_nano": observed_ns, "severity_number": number,
+            "severity_text": text, "body": message, "attributes": out,
+            "trace_id": "", "span_id": "", "flags": 0,
+        }  # fmt: skip
+
+    return usual
 
 
 def _key_values(item: Any, arg: Any, keys: list[int], depth: int) -> dict[str, Any]:
