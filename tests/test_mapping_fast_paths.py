@@ -6,6 +6,7 @@ bisecting batch cut against the step-per-piece one."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from logdrain.config import resolve
+from logdrain.documents import extra_keys
 from logdrain.encode import Encoder
 from logdrain.mapping import Mapper
 from logdrain.presets.base import RFC3339_LAST_SECOND, rfc3339
@@ -51,8 +53,9 @@ def _items(created: float | None = None) -> list[Any]:
     return items
 
 
-def _mapper(preset: str, json_encoder: str) -> Mapper:
-    options: dict[str, Any] = {"labels": {"app": "t"}} if preset == "loki" else {}
+def _mapper(preset: str, json_encoder: str, **options: Any) -> Mapper:
+    if preset == "loki":
+        options.setdefault("labels", {"app": "t"})
     settings = resolve(
         {"url": URL, "preset": preset, "token": "t", "json_encoder": json_encoder, **options}
     )
@@ -82,6 +85,63 @@ def test_batch_parts_are_the_per_record_parts(
     assert got is not None
     expected = [mapper.part(item, f"pre{i}")[:2] for i, item in enumerate(clean)]
     assert [(data, size) for _, data, size in got] == expected
+
+
+@pytest.mark.parametrize("index", ["logs-app", "logs-%Y.%m.%d-%H"])
+@pytest.mark.parametrize("prefix", ["0af7651916cd43dd", "a-b", "ü", ""])
+def test_elasticsearch_action_lines_are_the_general_ones(index: str, prefix: str) -> None:
+    """Elasticsearch's inline action line (one index name, logdrain's own
+    hex-and-digit ids) is what the general one writes, and a dated index or
+    an id needing escapes takes the general one."""
+    pytest.importorskip("orjson")
+    mapper = _mapper("elasticsearch", "orjson", index=index)
+    items = [item for item in _items(1764620000.5) if mapper.parts([item]) is not None]
+    got = mapper.parts(items, prefix)
+    assert got is not None
+    expected = [
+        mapper.part(item, f"{prefix}{i}" if prefix else "")[:2] for i, item in enumerate(items)
+    ]
+    assert [(data, size) for _, data, size in got] == expected
+    action = json.loads(got[1][1][0])
+    name = "logs-app" if index == "logs-app" else "logs-2025.12.01-20"  # 2025-12-01T20:13:20Z
+    assert action == {"create": {"_index": name, **({"_id": f"{prefix}1"} if prefix else {})}}
+
+
+def _reference_plain_extras(encoder: Encoder, attrs: dict[str, Any]) -> list[str] | None:
+    """``plain_extras`` as it was written before its walk went inline."""
+    if attrs.get("exc_text") or attrs.get("stack_info"):
+        return None
+    extras = extra_keys(attrs)
+    clean = encoder._clean_keys
+    for key in extras:
+        if key in ("timestamp", "level", "logger", "message", "exception", "stack"):
+            return None
+        if type(attrs[key]) not in (str, int, float, bool, type(None)):
+            return None
+        if clean is not None and key not in clean:
+            return None
+    return extras
+
+
+@pytest.mark.parametrize("redact", [None, ["password"]])
+def test_plain_extras_are_the_extra_keys_checked(redact: list[str] | None) -> None:
+    """The inline walk of ``plain_extras`` finds the extras ``extra_keys``
+    finds and refuses what it refused, attributes set before
+    ``LogRecord.__init__`` (all keys looked at) included."""
+    settings = resolve({"url": URL} if redact is None else {"url": URL, "redact_keys": redact})
+    encoder = Encoder(settings)
+    cases = []
+    for item in _items():
+        attrs = item[1]
+        cases += [attrs, {"early": "x", **attrs}, {"password": "p", **attrs}]
+        cases.append({**attrs, "password": "p"})
+    cases += [{"created": 1.0, "levelname": "INFO", "name": "n", "user": "u"}]  # no __init__ keys
+    found = []
+    for attrs in cases:
+        encoder._stdlib_document(attrs, "m")  # learns its clean keys, as the senders do
+        found.append(encoder.plain_extras(attrs))
+        assert found[-1] == _reference_plain_extras(encoder, attrs), list(attrs)
+    assert ["early", "user", "n"] in found and None in found
 
 
 def test_the_documents_timestamp_is_rfc3339_of_the_record_time() -> None:

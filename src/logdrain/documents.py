@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from .config import Settings
@@ -161,14 +162,34 @@ class Documents:
         ``bind_stdlib`` mapping is given; see :class:`~logdrain.presets.Preset`.)"""
         if attrs.get("exc_text") or attrs.get("stack_info"):
             return None
-        extras = extra_keys(attrs)
+        # extra_keys(attrs), inline (as in _base_document), each extra checked
+        # on the way: a call fewer a record on the rich presets' senders.
+        extras = []
+        seen = 0
         clean = self._clean_keys
-        for key in extras:
-            if key in _CORE_FIELDS or type(attrs[key]) not in _PLAIN:
-                return None
-            if clean is not None and key not in clean:
-                return None
+        for key in reversed(attrs):
+            if key == _INIT_LAST_KEY:
+                if len(attrs) - seen - 1 != _INIT_LAST:  # keys set before __init__: look at all
+                    extras = [k for k in reversed(attrs) if k not in RECORD_ATTRS]
+                    if not all(map(self._plain_extra, extras, repeat(attrs))):
+                        return None
+                break
+            seen += 1  # noqa: SIM113 - cheaper than enumerate() here
+            if key not in RECORD_ATTRS:
+                if key in _CORE_FIELDS or type(attrs[key]) not in _PLAIN:
+                    return None
+                if clean is not None and key not in clean:
+                    return None
+                extras.append(key)
+        extras.reverse()
         return extras
+
+    def _plain_extra(self, key: str, attrs: dict[str, Any]) -> bool:
+        """Whether extra ``key`` of ``attrs`` goes into a document as it is."""
+        clean = self._clean_keys
+        if key in _CORE_FIELDS or type(attrs[key]) not in _PLAIN:
+            return False
+        return clean is None or key in clean
 
     def _base_document(self, attrs: dict[str, Any], message: str) -> dict[str, Any]:
         """The document of a stdlib record: core fields, then every extra field.

@@ -20,10 +20,12 @@ from .jsonsafe import (
     MAX_REPR,
     TRUNCATION_MARK,
     clean,
+    copied_out,
     describe,
     fix_surrogates,
     last_resort,
     needs_stdlib,
+    orjson_call,
     orjson_dumps,
     safe_repr,
     to_jsonable,
@@ -276,19 +278,20 @@ class Encoder(Documents):
     def _checked_function(self) -> Callable[[Any], bytes]:
         """:attr:`checked`: :meth:`dumps` with orjson's common case first
         and inline; a closure, as presets call it once a record."""
-        fast = self._fast_dumps
+        call = orjson_call() if self._fast_dumps is not None else None
         dumps = self.dumps
-        if fast is None:
+        if call is None:
             return dumps
+        fast, option = call  # orjson's own call, inline; the held copy made here
 
         def checked(obj: Any) -> bytes:
             try:
-                data = fast(obj)
+                data = fast(obj, default=to_jsonable, option=option)
             except Exception:  # noqa: BLE001 - dumps() decides
                 return dumps(obj)
             if data.find(b"null") >= 0 and needs_stdlib(obj):
                 return dumps(obj)
-            return data
+            return copied_out((data, b""))  # out of orjson's buffer: the caller may hold it
 
         return checked
 

@@ -249,7 +249,7 @@ def needs_stdlib(obj: Any, depth: int = 0) -> bool:
     return True
 
 
-#: Copies of orjson's outputs, made right-sized: ``_copied((data, b""))`` (a
+#: Copies of orjson's outputs, made right-sized: ``copied_out((data, b""))`` (a
 #: join of two parts always copies; measured the cheapest copy CPython makes
 #: here). orjson writes into a buffer of a few KiB and shrinks it in place
 #: when done, leaving the buffer's tail a hole the next call's buffer does
@@ -259,7 +259,7 @@ def needs_stdlib(obj: Any, depth: int = 0) -> bool:
 #: bytes, benchmarks/held_outputs.py): 1.4-1.7 us a record with the outputs held,
 #: 0.2 us copied out. Copied, each buffer is freed before the next call,
 #: which reuses it.
-_copied = b"".join
+copied_out = b"".join
 _NOTHING = repeat(b"")  # the empty second part (infinite: shared, never used up)
 
 
@@ -267,7 +267,7 @@ def orjson_dumps(*, held: bool = True) -> Callable[[Any], bytes] | None:
     """orjson's ``dumps`` set up to write what the stdlib encoder writes
     (datetimes and dataclasses through the same ``default`` hook), or None
     when orjson is not installed. ``held``: the output is kept (a record's
-    part), so it is copied out of orjson's buffer (see ``_copied``); a
+    part), so it is copied out of orjson's buffer (see ``copied_out``); a
     chunk of records' JSON, a few of them a batch, need not be."""
     try:
         import orjson  # noqa: PLC0415 - an optional extra, imported on demand
@@ -284,14 +284,25 @@ def orjson_dumps(*, held: bool = True) -> Callable[[Any], bytes] | None:
         return encode_chunk
 
     def encode(obj: Any) -> bytes:
-        return _copied((dumps(obj, default=to_jsonable, option=option), b""))
+        return copied_out((dumps(obj, default=to_jsonable, option=option), b""))
 
     return encode
 
 
+def orjson_call() -> tuple[Callable[..., bytes], int] | None:
+    """orjson's ``dumps`` and the option of :func:`orjson_dumps`, for a caller
+    that calls it inline (``dumps(obj, default=to_jsonable, option=option)``:
+    no Python frame between), or None when orjson is not installed."""
+    try:
+        import orjson  # noqa: PLC0415 - an optional extra, imported on demand
+    except ImportError:
+        return None
+    return orjson.dumps, orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def orjson_map() -> Callable[[list[Any]], list[bytes]] | None:
     """:func:`orjson_dumps` over a list, one C-level call per value (no
-    Python frame per value), each output copied out (``_copied``), or None
+    Python frame per value), each output copied out (``copied_out``), or None
     when orjson is not installed. Raises what orjson raises for any value."""
     try:
         import orjson  # noqa: PLC0415 - an optional extra, imported on demand
@@ -303,6 +314,8 @@ def orjson_map() -> Callable[[list[Any]], list[bytes]] | None:
 
     def encode_all(values: list[Any]) -> list[bytes]:
         # infinite repeats: shared, never used up
-        return list(map(_copied, zip(map(dumps, values, default, option), _NOTHING, strict=False)))
+        return list(
+            map(copied_out, zip(map(dumps, values, default, option), _NOTHING, strict=False))
+        )
 
     return encode_all
