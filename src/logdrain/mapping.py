@@ -12,87 +12,22 @@ is handed back to be counted ``rejected``.
 
 from __future__ import annotations
 
-import math
-import re
-import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from itertools import groupby, repeat
 from operator import add, itemgetter
 from typing import Any
 
 from .config import Settings
 from .encode import Encoder
-from .jsonsafe import clean, describe, needs_stdlib, orjson_map
+from .itemfacts import item_facts
+from .jsonsafe import clean, describe, needs_stdlib, orjson_lists, orjson_map
 from .presets import Context, Keyed, Unsendable
-from .presets.base import RFC3339_LAST_SECOND
-from .records import EVENT, STDLIB, level_number
+from .presets.base import RFC3339_LAST_SECOND, BatchMapping
+from .records import STDLIB
 from .truncate import CORE_FIELDS
 
 #: A piece of a batch: (records in it, the part frame() receives, its size in bytes).
 Piece = tuple[int, Any, int]
-
-
-_ISO = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:[.,](\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
-)
-
-
-def _parse_time(value: Any) -> float | None:
-    """Epoch seconds of a number or an RFC 3339 / ISO 8601 string (any
-    fraction length: Python 3.10's ``fromisoformat`` takes only 3 or 6
-    digits); None when it is neither. No offset means UTC."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) if math.isfinite(value) else None
-    if not isinstance(value, str):
-        return None
-    match = _ISO.fullmatch(value.strip())
-    if match is None:
-        return None
-    day, clock, fraction, _zulu, sign, hours, minutes = match.groups()
-    try:
-        when = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
-    seconds = when.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
-    if sign:
-        offset = int(hours) * 3600 + int(minutes) * 60
-        seconds -= offset if sign == "+" else -offset
-    return seconds
-
-
-def item_facts(item: Any) -> tuple[float, int | None]:
-    """(created, levelno) of a queued item: from the record where it has
-    them, else from its ``timestamp``/``level`` fields, else now."""
-    try:
-        if type(item) is tuple:
-            tag, data, extra = item
-            if tag == STDLIB:
-                return float(data["created"]), data.get("levelno")
-            if tag == EVENT:
-                return float(extra), level_number(data.get("level"))
-        if "created" in item and "levelno" in item:  # a StdlibSnapshot
-            return float(item["created"]), item["levelno"]
-        created = _parse_time(item.get("timestamp"))
-        return (time.time() if created is None else created), level_number(item.get("level"))
-    except Exception:  # noqa: BLE001 - a malformed item: what is known
-        return time.time(), None
-
-
-def item_created(item: Any) -> float | None:
-    """A queued item's own time (epoch seconds), None when it has none (a
-    submitted mapping without a ``timestamp``, or a malformed item)."""
-    try:
-        if type(item) is tuple:
-            tag, data, extra = item
-            if tag == STDLIB:
-                return float(data["created"])
-            return float(extra)  # EVENT: the caller's clock; RESEND: the record's time
-        if "created" in item and "levelno" in item:  # a StdlibSnapshot
-            return float(item["created"])
-        return _parse_time(item.get("timestamp"))
-    except Exception:  # noqa: BLE001 - a malformed item: no time, so it never expires
-        return None
 
 
 class Mapper:
@@ -117,6 +52,17 @@ class Mapper:
         self._stdlib: Callable[[dict[str, Any], str, list[str], str], Any] | None = (
             bind_stdlib(settings.options, base)
             if bind_stdlib is not None and encoder.plain and not encoder.included
+            else None
+        )
+        # A run of plain stdlib records mapped at once, where the preset can.
+        bind_batch = settings.preset.bind_batch
+        encode_list = orjson_lists() if encoder._fast_dumps is not None else None
+        self._batch: BatchMapping | None = (
+            bind_batch(settings.options, base, encode_list)
+            if bind_batch is not None
+            and encode_list is not None
+            and encoder.plain
+            and not encoder.included
             else None
         )
 
@@ -153,6 +99,11 @@ class Mapper:
     def _mapped(self, items: list[Any], prefix: str, first: int = 0) -> list[Any]:
         """Each item's mapped record, in one tight loop (raises what the
         mapping raises); ``first``: the batch position of ``items[0]``."""
+        batch = self._batch
+        if batch is not None:
+            found = self._batch_mapped(batch, items, prefix, first)
+            if found is not None:
+                return found
         enc = self._enc
         record = self._record
         options = self._options
@@ -198,6 +149,31 @@ class Mapper:
                 record(doc, new(Context, (options, rid, created, levelno, text, checked, stamp)))
             )
         return out
+
+    def _batch_mapped(
+        self, batch: BatchMapping, items: list[Any], prefix: str, first: int
+    ) -> list[Any] | None:
+        """The preset's ``bind_batch`` mapping of ``items`` when every one is
+        a stdlib record with a time rfc3339() writes, else None."""
+        try:
+            if set(map(_tag, items)) != {STDLIB}:
+                return None
+            attrs = list(map(_attrs, items))
+            created = list(map(_created, attrs))
+        except (KeyError, IndexError, TypeError):  # another kind of item
+            return None
+        if set(map(type, created)) != {float}:
+            return None
+        if not (min(created) >= 0.0 and max(created) < RFC3339_LAST_SECOND):
+            return None
+        docs = list(map(self._enc._stdlib_document, attrs, map(_message, items)))
+        levelnos = list(map(dict.get, attrs, repeat("levelno")))
+        ids = (
+            list(map(prefix.__add__, map(str, range(first, first + len(items)))))
+            if prefix
+            else None
+        )
+        return batch(docs, created, levelnos, ids)
 
     def parts(self, items: list[Any], prefix: str = "") -> list[Piece] | None:
         """The usual case of a whole batch: every record maps, fits
@@ -363,3 +339,7 @@ _CHUNK = 100  # records per chunk (the encoder's own chunk size)
 _SLICE = _CHUNK
 _key = itemgetter(0)  # a Keyed record's key
 _value = itemgetter(1)  # ... and its value
+_tag = itemgetter(0)  # a queued tuple's tag
+_attrs = itemgetter(1)  # a stdlib item's attribute snapshot
+_message = itemgetter(2)  # ... and its message
+_created = itemgetter("created")

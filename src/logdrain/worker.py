@@ -30,7 +30,8 @@ from . import guard
 from .burial import Burial
 from .config import Settings
 from .encode import Encoder
-from .mapping import Mapper, Piece, item_created
+from .itemfacts import item_created
+from .mapping import Mapper, Piece
 from .presets import Unsendable
 from .queue import Lot, RecordQueue
 from .records import RESEND, STDLIB, part_size

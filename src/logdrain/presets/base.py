@@ -131,6 +131,17 @@ class Context(NamedTuple):
 #: A ``bind_stdlib`` mapping: (attrs, message, extras, record_id) -> part or None.
 StdlibMapping = Callable[[Mapping[str, Any], str, list[str], str], Any]
 
+#: A ``bind_batch`` mapping: (documents, created, levelnos, record ids or
+#: None) -> the records, or None.
+BatchMapping = Callable[
+    [list[dict[str, Any]], list[float], list[Any], list[str] | None], list[Any] | None
+]
+
+#: Encodes a list of values in one call: (values, escaped) -> each value's
+#: JSON as ``Context.dumps`` writes it (escaped: as a JSON string's contents),
+#: or None when it cannot be sure (then the records are mapped one at a time).
+ListEncoder = Callable[[list[Any], bool], list[bytes] | None]
+
 
 def one_line(what: str) -> Callable[[Any], str]:
     """A parser for a plain one-line string option (``source``, ``index``...)."""
@@ -273,6 +284,18 @@ class Preset:
     nothing renamed). It must return what the record mapping makes of that
     document, or None to leave the record to it.
 
+    ``bind_batch`` (optional): given the parsed options, a Context carrying
+    ``json`` and ``dumps``, and a :data:`ListEncoder` (orjson's: the hook is
+    not used without orjson), returns a mapping of a run of plain stdlib
+    records at once (the C-level loops a record at a time cannot use), or
+    None for options it does not cover. It is called as ``(documents,
+    created, levelnos, record_ids)``: the records' generic documents as the
+    encoder builds them (nothing renamed, shaped or included; ``timestamp``
+    is ``rfc3339(created)``), their times (floats from 0 to
+    :data:`RFC3339_LAST_SECOND`), levels and ids (None unless
+    ``uses_record_id``). It must return, in order, exactly what the record
+    mapping makes of each, or None to leave them to it.
+
     ``naming``: the convention the collector's own field names follow, used
     for the record attributes ``include`` adds and for the trace keys unless
     the user picks one (``plain``, ``otel``, ``ecs``, ``datadog``, ``gelf``:
@@ -306,6 +329,9 @@ class Preset:
     requires_token: bool = False
     bind: Callable[[Mapping[str, Any]], Callable[[dict[str, Any], Context], Any]] | None = None
     bind_stdlib: Callable[[Mapping[str, Any], Context], StdlibMapping] | None = None
+    bind_batch: Callable[[Mapping[str, Any], Context, ListEncoder], BatchMapping | None] | None = (
+        None
+    )
     naming: str = "plain"
     bind_included: (
         Callable[[Mapping[str, Any], tuple[str, ...]], Callable[[dict[str, Any], Context], Any]]

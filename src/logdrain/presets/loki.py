@@ -29,28 +29,37 @@ PR 2710).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from itertools import repeat
+from operator import itemgetter, mul
 from typing import Any
 
-from .base import DELIVERED, Answer, Context, Keyed, Preset, Verdict, status_verdict
+from .base import (
+    DELIVERED,
+    Answer,
+    BatchMapping,
+    Context,
+    Keyed,
+    ListEncoder,
+    Preset,
+    Verdict,
+    status_verdict,
+)
+from .loki_options import (
+    MAX_LABEL_NAMES,
+    MAX_LABEL_VALUE_BYTES,
+    MAX_METADATA_BYTES,
+    OPTIONS,
+    utf8,
+)
 
 PUSH_PATH = "/loki/api/v1/push"
-#: Loki's defaults (limits_config): max_label_names_per_series,
-#: max_label_name_length, max_label_value_length (Go ``len``: bytes).
-MAX_LABEL_NAMES = 15
-MAX_LABEL_NAME_LENGTH = 1024
-MAX_LABEL_VALUE_BYTES = 2048
-#: max_structured_metadata_entries_count and max_structured_metadata_size
-#: (names and values, bytes).
-MAX_METADATA_ENTRIES = 128
-MAX_METADATA_BYTES = 64 * 1024
-#: dskit's tenant ID rules (``tenant.ValidTenantID``).
-MAX_TENANT_LENGTH = 150
 #: Loki's max_line_size (256 KB, datasize: KiB) and promtail's batch size.
 MAX_LINE_SIZE = 256 * 1024
 BATCH_BYTES = 1024 * 1024
@@ -62,122 +71,8 @@ DEFAULT_LABEL_KEYS: tuple[str, ...] = ("level",)
 #: labels): Loki 3's own name for a service it cannot tell.
 FALLBACK_LABELS = {"service_name": "unknown_service"}
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_TENANT = re.compile(r"[a-zA-Z0-9!\-_.*'()]+")
 _IGNORED = re.compile(rb"total ignored: (\d+) out of (\d+)")
 _MAX_SECONDS = (2**63 - 1) // 1_000_000_000  # int64 nanoseconds
-
-# -------------------------------------------------------------------- options
-
-
-def _label_name(name: Any) -> str:
-    if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
-        raise ValueError(
-            f"{name!r} is not a valid Prometheus label name "
-            "(letters, digits and '_', not starting with a digit)"
-        )
-    if name.startswith("__"):
-        raise ValueError(f"{name!r}: label names starting with '__' are reserved")
-    if len(name) > MAX_LABEL_NAME_LENGTH:
-        raise ValueError(f"label name {name[:40]!r}... is longer than {MAX_LABEL_NAME_LENGTH}")
-    return name
-
-
-def _static_value(name: str, value: Any) -> str:
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
-        text = str(value)
-    elif isinstance(value, str):
-        text = value
-    else:
-        raise ValueError(f"label {name!r}: give a string, not {type(value).__name__}")
-    if not text:
-        raise ValueError(f"label {name!r} has an empty value (an empty label is no label)")
-    if len(_utf8(text)) > MAX_LABEL_VALUE_BYTES:
-        raise ValueError(f"label {name!r}: value longer than {MAX_LABEL_VALUE_BYTES} bytes")
-    return text
-
-
-def _pairs(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"{item.strip()!r} is not name=value (or give a JSON object)")
-        out[name.strip()] = value.strip()
-    return out
-
-
-def parse_labels(raw: Any) -> dict[str, str]:
-    """The static labels: a mapping, a JSON object text or ``"k=v,k2=v2"``."""
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("{"):
-            try:
-                raw = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"not a JSON object: {exc}") from None
-        else:
-            raw = _pairs(text)
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"give a mapping of label names to values, not {type(raw).__name__}")
-    labels = {_label_name(name): _static_value(name, value) for name, value in raw.items()}
-    if len(labels) > MAX_LABEL_NAMES:
-        raise ValueError(f"{len(labels)} labels; Loki takes at most {MAX_LABEL_NAMES} a stream")
-    return labels
-
-
-def _names(raw: Any, limit: int) -> tuple[str, ...]:
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("["):
-            try:
-                raw = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"not a JSON array: {exc}") from None
-        else:
-            raw = [part.strip() for part in text.split(",") if part.strip()]
-    if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Iterable):
-        raise ValueError(f"give a list of record keys, not {type(raw).__name__}")
-    names = list(dict.fromkeys(_label_name(name) for name in raw))
-    if len(names) > limit:
-        raise ValueError(f"{len(names)} keys; at most {limit}")
-    return tuple(names)
-
-
-def parse_label_keys(raw: Any) -> tuple[str, ...]:
-    """Record keys allowed to become labels: a list, a JSON array or ``"a,b"``."""
-    return _names(raw, MAX_LABEL_NAMES)
-
-
-def parse_metadata_keys(raw: Any) -> tuple[str, ...]:
-    """Record keys sent as structured metadata (Loki 3): like ``label_keys``."""
-    return _names(raw, MAX_METADATA_ENTRIES)
-
-
-def parse_tenant(raw: Any) -> str:
-    """The ``X-Scope-OrgID`` tenant, per dskit's tenant ID rules."""
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        raw = str(raw)
-    if not isinstance(raw, str) or not raw.strip():
-        raise ValueError("give the tenant ID as a non-empty string")
-    tenant = raw.strip()
-    if not _TENANT.fullmatch(tenant) or tenant in (".", ".."):
-        raise ValueError(f"{tenant!r} is not a Loki tenant ID (letters, digits and !-_.*'() only)")
-    if len(tenant) > MAX_TENANT_LENGTH:
-        raise ValueError(f"tenant ID longer than {MAX_TENANT_LENGTH} characters")
-    return tenant
-
-
-OPTIONS = {
-    "labels": parse_labels,
-    "label_keys": parse_label_keys,
-    "metadata_keys": parse_metadata_keys,
-    "tenant": parse_tenant,
-}
 
 
 def headers(options: Mapping[str, Any]) -> dict[str, str]:
@@ -188,13 +83,9 @@ def headers(options: Mapping[str, Any]) -> dict[str, str]:
 # -------------------------------------------------------------------- records
 
 
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8", "replace")  # a lone surrogate becomes "?"
-
-
 def _bounded(text: str, limit: int) -> str:
     """``text`` as valid UTF-8 of at most ``limit`` bytes (cut on a character)."""
-    data = _utf8(text)
+    data = utf8(text)
     if len(data) > limit:
         data = data[: max(0, limit)]
     return data.decode("utf-8", "ignore")
@@ -241,7 +132,7 @@ def metadata(doc: Mapping[str, Any], ctx: Context) -> dict[str, str]:
         text = _bounded(_text(value, ctx), budget - len(key))
         if text:
             out[key] = text
-            budget -= len(key) + len(_utf8(text))
+            budget -= len(key) + len(utf8(text))
     return out
 
 
@@ -307,6 +198,59 @@ def bind(options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], Keye
 
 
 _new = tuple.__new__  # a Keyed without NamedTuple's Python-level __new__ (once a record)
+_keyed = functools.partial(tuple.__new__, Keyed)  # ... over pairs, from C
+_first = itemgetter(0)
+_KEY_TYPES = frozenset({str, type(None)})  # label values a memo key holds (see bind)
+_LEVEL_TYPES = frozenset({int, type(None)})
+
+
+def bind_batch(
+    options: Mapping[str, Any], ctx: Context, encode_list: ListEncoder
+) -> BatchMapping | None:
+    """:func:`bind`'s mapping of a run of plain stdlib records at once
+    (``Preset.bind_batch``), for one label key and no structured metadata
+    (the defaults): the lines encoded and escaped in one call, the entries
+    made in C-level loops, a label set worked out once per new one."""
+    keys = tuple(options.get("label_keys", DEFAULT_LABEL_KEYS))
+    if len(keys) != 1 or options.get("metadata_keys"):
+        return None
+    only = keys[0]
+    memo: dict[tuple[Any, Any], bytes] = {}
+    json_text, dumps = ctx.json, ctx.dumps
+
+    def mapped(
+        docs: list[dict[str, Any]],
+        created: list[float],
+        levelnos: list[Any],
+        record_ids: list[str] | None,
+    ) -> list[Any] | None:
+        values = list(zip(map(dict.get, docs, repeat(only)), levelnos, strict=True))
+        # Memo keys only of plain values, as bind's (1, 1.0 and True are one key).
+        if not _KEY_TYPES.issuperset(map(type, map(_first, values))):
+            return None
+        if not _LEVEL_TYPES.issuperset(map(type, levelnos)) or max(created) >= _MAX_SECONDS:
+            return None
+        lines = encode_list(docs, True)
+        if lines is None:
+            return None
+        found = list(map(memo.get, values))
+        if not all(found):  # a label set not seen yet (keys are never empty)
+            if len(memo) >= _KEYS_MAX:
+                memo.clear()
+            for i, known in enumerate(found):
+                if known is None:
+                    key = memo.get(values[i])
+                    if key is None:
+                        one = Context(options, "", created[i], levelnos[i], json_text, dumps)
+                        key = memo[values[i]] = label_key(stream_labels(docs[i], one))
+                    found[i] = key
+        ns = map(int, map(mul, created, repeat(1e9)))
+        entries = map(b'["%d","%s"]'.__mod__, zip(ns, lines, strict=True))
+        return list(map(_keyed, zip(found, entries, strict=True)))
+
+    return mapped
+
+
 _KEYS: dict[tuple[tuple[str, str], ...], bytes] = {}
 _KEYS_MAX = 4096  # distinct label sets remembered (a batch rarely has more than a few)
 
@@ -399,6 +343,7 @@ PRESET = Preset(
     classify=classify,
     record=record,
     bind=bind,
+    bind_batch=bind_batch,
     keyed_array=True,  # a stream's entries: comma-joined in its values
     defaults={
         "batch_bytes": BATCH_BYTES,

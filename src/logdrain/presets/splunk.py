@@ -39,7 +39,9 @@ from typing import Any
 from .base import (
     DELIVERED,
     Answer,
+    BatchMapping,
     Context,
+    ListEncoder,
     Preset,
     RecordOutcome,
     Unsendable,
@@ -191,6 +193,34 @@ def _bind(options: Mapping[str, Any]) -> Callable[[dict[str, Any], Context], dic
     return mapped
 
 
+def _bind_batch(
+    options: Mapping[str, Any], ctx: Context, encode_list: ListEncoder
+) -> BatchMapping | None:
+    """:func:`_bind`'s mapping of a run of plain stdlib records at once
+    (``Preset.bind_batch``), with no indexed fields: the events built in
+    one comprehension and encoded in one call."""
+    if options.get("indexed_fields") or options.get("field_keys"):
+        return None
+    static = {k: options[k] for k in ("host", "source", "sourcetype", "index") if options.get(k)}
+
+    def mapped(
+        docs: list[dict[str, Any]],
+        created: list[float],
+        levelnos: list[Any],
+        record_ids: list[str] | None,
+    ) -> list[Any] | None:
+        if max(created) >= 1e11:
+            return None
+        # _bind's time (the record times are from 0 on), and its event's key order.
+        events = [
+            {"time": int(when * 1e6 + 0.5) / 1e6, **static, "event": doc}
+            for when, doc in zip(created, docs, strict=True)
+        ]
+        return encode_list(events, False)
+
+    return mapped
+
+
 def _bind_included(
     options: Mapping[str, Any], included: tuple[str, ...]
 ) -> Callable[[dict[str, Any], Context], dict[str, Any]]:
@@ -258,6 +288,7 @@ PRESET = Preset(
     record=_record,
     bind=_bind,
     bind_included=_bind_included,
+    bind_batch=_bind_batch,
     defaults={"batch_bytes": BATCH_BYTES},
     path=PATH,
     options=OPTIONS,
