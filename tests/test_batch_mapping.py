@@ -130,9 +130,10 @@ def _both(mapper: Mapper, items: list[Any]) -> tuple[Any, Any, int]:
         return found
 
     mapper._batch = counted
-    fast = mapper.chunks(items) if mapper._preset.keyed_array else mapper.parts(items)
+    chunked = mapper._preset.keyed_array or mapper._preset.json_array
+    fast = mapper.chunks(items) if chunked else mapper.parts(items)
     mapper._batch = None
-    slow = mapper.chunks(items) if mapper._preset.keyed_array else mapper.parts(items)
+    slow = mapper.chunks(items) if chunked else mapper.parts(items)
     mapper._batch = batch
     return fast, slow, sum(taken)
 
@@ -144,6 +145,8 @@ def _both(mapper: Mapper, items: list[Any]) -> tuple[Any, Any, int]:
         ("loki", {"label_keys": ["logger"]}),
         ("splunk_hec", {}),
         ("splunk_hec", {"host": "h1", "sourcetype": "st", "index": "main"}),
+        ("datadog", {}),
+        ("datadog", {"tags": "env:prod,team:a", "host": "h1", "service": "svc"}),
     ],
 )
 def test_the_batch_mapping_is_the_per_record_mapping(preset: str, options: dict[str, Any]) -> None:
@@ -158,9 +161,12 @@ def test_the_batch_mapping_is_the_per_record_mapping(preset: str, options: dict[
     assert fast == slow
 
 
-@pytest.mark.parametrize("levelno", [20.0, True, "20"])
-def test_an_odd_level_leaves_the_slice_to_the_per_record_mapping(levelno: Any) -> None:
-    mapper = _mapper("loki")
+ODD_LEVELS = [(p, n) for p in ("loki", "datadog") for n in (20.0, True, "20")] + [("datadog", 75)]
+
+
+@pytest.mark.parametrize(("preset", "levelno"), ODD_LEVELS)
+def test_an_odd_level_leaves_the_slice_to_the_per_record_mapping(preset: str, levelno: Any) -> None:
+    mapper = _mapper(preset)
     fast, slow, taken = _both(mapper, _items(levelno))
     assert taken == 0
     assert fast == slow

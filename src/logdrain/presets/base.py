@@ -293,8 +293,9 @@ class Preset:
     encoder builds them (nothing renamed, shaped or included; ``timestamp``
     is ``rfc3339(created)``), their times (floats from 0 to
     :data:`RFC3339_LAST_SECOND`), levels and ids (None unless
-    ``uses_record_id``). It must return, in order, exactly what the record
-    mapping makes of each, or None to leave them to it.
+    ``uses_record_id``); the documents are the mapper's own, which the
+    mapping may change and return. It must return, in order, exactly what
+    the record mapping makes of each, or None to leave them to it.
 
     ``naming``: the convention the collector's own field names follow, used
     for the record attributes ``include`` adds and for the trace keys unless

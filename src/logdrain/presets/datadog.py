@@ -38,12 +38,16 @@ import json
 import re
 import socket
 from collections.abc import Mapping
+from itertools import repeat
+from operator import mul
 from typing import Any
 
 from .base import (
     DELIVERED,
     Answer,
+    BatchMapping,
     Context,
+    ListEncoder,
     Preset,
     Verdict,
     enclosed,
@@ -205,6 +209,39 @@ def _record(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return log
 
 
+def _bind_batch(options: Mapping[str, Any], ctx: Context, encode_list: ListEncoder) -> BatchMapping:
+    """:func:`_record` of a run of plain stdlib records at once
+    (``Preset.bind_batch``): the reserved attributes set on the mapper's
+    own documents (their keys where :func:`_record`'s copy has them), the
+    status of a level number worked out once."""
+    fixed = {"ddsource": options.get("source", "python")}
+    for key, name in (("tags", "ddtags"), ("host", "hostname"), ("service", "service")):
+        if options.get(key):
+            fixed[name] = options[key]
+    statuses = {n: _status(n, None) for n in range(0, 60)}  # the usual level numbers
+
+    def mapped(
+        docs: list[dict[str, Any]],
+        created: list[float],
+        levelnos: list[Any],
+        record_ids: list[str] | None,
+    ) -> list[Any] | None:
+        found = list(map(statuses.get, levelnos))
+        if not all(found) or not _INTS.issuperset(map(type, levelnos)):
+            return None  # a level number beyond the usual (or not an int): one at a time
+        millis = map(round, map(mul, created, repeat(1000)))
+        for doc, status, ms in zip(docs, found, millis, strict=False):
+            doc.update(fixed)
+            doc["status"] = status
+            doc["timestamp"] = ms
+        return docs
+
+    return mapped
+
+
+_INTS = frozenset({int})
+
+
 def _array(parts: list[bytes]) -> bytes:
     return enclosed(b"[", b",", parts, b"]")
 
@@ -262,6 +299,7 @@ PRESET = Preset(
     _array_size,
     classify=classify,
     record=_record,
+    bind_batch=_bind_batch,
     json_array=True,
     defaults={
         "batch_size": MAX_ENTRIES,
