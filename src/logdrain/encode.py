@@ -27,6 +27,7 @@ from .jsonsafe import (
     needs_stdlib,
     orjson_call,
     orjson_dumps,
+    orjson_map,
     safe_repr,
     to_jsonable,
 )
@@ -66,6 +67,7 @@ class Encoder(Documents):
         #: A record's JSON (copied out of orjson's buffer) and a chunk's (not).
         self._fast_dumps: Callable[[Any], bytes] | None = fast
         self._fast_chunk = orjson_dumps(held=False) if fast is not None else None
+        self._fast_lines = orjson_map() if fast is not None else None
         self._rename = dict(settings.rename)
         self._fields = frozenset(settings.fields)
         self._envelope = dict(settings.envelope)
@@ -198,14 +200,17 @@ class Encoder(Documents):
         return {**self._envelope, self._record_key: inner}
 
     def encode_batch(self, items: list[Any]) -> list[tuple[int, bytes]] | None:
-        """Fast path for JSON-array bodies (``preset.json_array``, no record
-        mapping): (record count, part) pieces, each part a chunk of up to
-        100 records' JSON joined by commas, made without the per-record
+        """Fast path for JSON-array and NDJSON bodies (``preset.json_array``
+        or ``lines=1``, no record mapping): (record count, part) pieces, each
+        part a chunk of up to 100 records' JSON joined by commas (by
+        newlines), made without the per-record
         bookkeeping of :meth:`encode`. None sends the batch down the
         per-record path: another format or an envelope, anything the fast
         encoder refuses (NaN, cycles, odd keys, surrogates, huge ints), or a
         chunk above ``max_record_bytes`` (a record in it may need truncating)."""
-        if not self._preset.json_array or self._wraps or self._preset.maps:
+        preset = self._preset
+        lines = preset.lines == 1
+        if not (preset.json_array or lines) or self._wraps or preset.maps:
             return None
         redactor = self._redactor
         others: list[dict[str, Any]] = []  # the documents of events and mappings
@@ -226,11 +231,39 @@ class Encoder(Documents):
             ]
             if others and redactor is not None:  # their keys, in one pass
                 redactor.keys_of(others)
+                if lines:  # and what is nested in them (a chunk's JSON is not walked)
+                    for doc in others:
+                        redactor.containers(doc)
             if self._rename or self._fields:
                 docs = [self.shape(doc) for doc in docs]
         except Exception:  # noqa: BLE001 - the per-record path handles every case
             return None
+        if lines:
+            return self._line_chunks(docs)
         return self.chunks(docs, nested=bool(others) and redactor is not None)
+
+    def _line_chunks(self, docs: list[Any]) -> list[tuple[int, bytes]] | None:
+        """``docs`` as (count, newline-joined records) pieces, a chunk of up
+        to 100 each, or None when one needs the per-record path (as :meth:`chunks`)."""
+        limit = self._max_bytes
+        fast = self._fast_lines
+        dumps = self._dumps
+        parts: list[tuple[int, bytes]] = []
+        try:
+            for start in range(0, len(docs), _STDLIB_CHUNK):
+                chunk = docs[start : start + _STDLIB_CHUNK]
+                if fast is None:
+                    data = "\n".join(map(dumps, chunk)).encode("utf-8")
+                else:
+                    data = b"\n".join(fast(chunk))
+                    if data.find(b"null") >= 0 and needs_stdlib(chunk):  # NaN written as null
+                        return None
+                if len(data) > limit:
+                    return None
+                parts.append((len(chunk), data))
+        except Exception:  # noqa: BLE001 - the per-record path handles every case
+            return None
+        return parts
 
     def chunks(self, docs: list[Any], *, nested: bool = False) -> list[tuple[int, bytes]] | None:
         """``docs`` as JSON in chunks: (count, comma-joined records) pieces,

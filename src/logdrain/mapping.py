@@ -13,8 +13,8 @@ is handed back to be counted ``rejected``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import groupby, repeat
-from operator import add, itemgetter
+from itertools import chain, groupby, repeat
+from operator import add, contains, itemgetter
 from typing import Any
 
 from .config import Settings
@@ -266,16 +266,23 @@ class Mapper:
         core = {k: doc[k] for k in CORE_FIELDS[:4] if k in doc}
         return self._map(self._enc._shorten(core, 256, original), ctx)
 
-    def chunks(self, items: list[Any]) -> list[Piece] | None:
-        """The fast path of presets whose parts hold runs of records (no
-        record ids): map every record, encode in chunks of up to 100. A
-        ``json_array`` preset's plain records become comma-joined chunks; a
-        ``keyed_array`` preset's Keyed records, grouped by runs of one key,
-        ``(key, comma-joined values)`` chunks. None leaves the batch to
-        :meth:`parts` (a record that raises, is unsendable or too large)."""
+    def chunks(self, items: list[Any], prefix: str = "") -> list[Piece] | None:
+        """The fast path of presets whose parts hold runs of records: map
+        every record, encode in chunks of up to 100. A ``json_array``
+        preset's plain records become comma-joined chunks; a ``keyed_array``
+        preset's Keyed records, grouped by runs of one key, ``(key,
+        comma-joined values)`` chunks (neither with record ids); a ``lines``
+        preset's records, their lines joined by newlines (``prefix``: the
+        batch's record id prefix). None leaves the batch to :meth:`parts` (a
+        record that raises, is unsendable or too large)."""
         preset = self._preset
-        if preset.uses_record_id or not (preset.json_array or preset.keyed_array):
+        chunked: Callable[[list[Any]], list[Piece] | None]
+        if preset.lines:
+            chunked = self._line_chunks
+        elif preset.uses_record_id or not (preset.json_array or preset.keyed_array):
             return None
+        else:
+            chunked = self._keyed_chunks if preset.keyed_array else self._array_chunks
         # A slice at a time, mapped then encoded: its records' containers are
         # freed before the next slice is mapped. A whole batch's (OTLP: four
         # GC-tracked containers a record) outlived a few young collections,
@@ -283,13 +290,59 @@ class Mapper:
         out: list[Piece] = []
         for start in range(0, len(items), _SLICE):
             try:
-                docs = self._mapped(items[start : start + _SLICE], "")
+                found = chunked(self._mapped(items[start : start + _SLICE], prefix, start))
             except Exception:  # noqa: BLE001 - Unsendable or a bug: the per-record path
                 return None
-            found = self._keyed_chunks(docs) if preset.keyed_array else self._array_chunks(docs)
             if found is None:
                 return None
             out += found
+        return out
+
+    def _line_chunks(self, records: list[Any]) -> list[Piece] | None:
+        """A ``lines`` preset's records as chunks: their lines (one a record,
+        or a Keyed record's key and value) joined by newlines. A chunk above
+        ``max_record_bytes`` (it might not fit a body) stays a piece a record."""
+        two = self._preset.lines == 2
+        keys: list[bytes] = []
+        if two:
+            if set(map(type, records)) != {Keyed}:
+                return None
+            keys = list(map(_key, records))
+            datas = self._encoded(list(map(_value, records)))
+            sizes = list(map(add, map(len, keys), map(len, datas)))
+        else:
+            if Keyed in set(map(type, records)):
+                return None
+            datas = self._encoded(records)
+            sizes = list(map(len, datas))
+        limit = self._limit
+        if max(sizes, default=0) > limit:
+            return None
+        # A newline in a part (a custom preset's own bytes) would not cut back
+        # into its records: left to the per-record path. (``10 in part``: one
+        # memchr; count() walks every byte, and ``b"\n" in`` fails an int
+        # conversion first, raising and clearing a TypeError each time.)
+        newline = repeat(10)
+        if any(map(contains, datas, newline)) or any(map(contains, keys, newline)):
+            return None
+        out: list[Piece] = []
+        for start in range(0, len(datas), _CHUNK):
+            stop = start + _CHUNK
+            run = datas[start:stop]
+            chunk = b"\n".join(
+                chain.from_iterable(zip(keys[start:stop], run, strict=True)) if two else run
+            )
+            if len(chunk) <= limit:
+                out.append((len(run), chunk, len(chunk)))
+            elif two:
+                out += zip(
+                    repeat(1),
+                    zip(keys[start:stop], run, strict=True),
+                    sizes[start:stop],
+                    strict=False,
+                )
+            else:
+                out += zip(repeat(1), run, sizes[start:stop], strict=False)
         return out
 
     def _array_chunks(self, docs: list[Any]) -> list[Piece] | None:

@@ -18,7 +18,6 @@ once, and a stderr line is written before the records it is about settle.
 
 from __future__ import annotations
 
-import json
 import operator
 import random
 import time
@@ -32,6 +31,7 @@ from .burial import Attempts, Burial
 from .config import Settings
 from .errors import PermanentError, TransientError
 from .mapping import Piece
+from .pieces import explode
 from .presets import Verdict
 from .queue import Lot, Outcome, RecordQueue
 from .report import Reporter
@@ -47,23 +47,6 @@ class _ToSpool(Exception):
 class _Split(Exception):
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
-
-
-def explode(piece: Piece) -> list[Piece]:
-    """A chunk of several JSON records (the fast paths: comma-joined records,
-    bare or under one key) as one piece per record: only when a split or a
-    verdict must name single records."""
-    count, data, _ = piece
-    key = None
-    if type(data) is tuple:
-        key, data = data
-    if count == 1 or not isinstance(data, bytes):
-        return [piece]
-    out: list[Piece] = []
-    for doc in json.loads(b"[" + data + b"]"):
-        part = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        out.append((1, part, len(part)) if key is None else (1, (key, part), len(key) + len(part)))
-    return out
 
 
 def new_batch_id() -> str:
@@ -89,6 +72,7 @@ class Shipper:
         self._queue = queue
         self._reporter = reporter
         self._frame = frame
+        self._lines = settings.preset.lines  # a record's lines in a chunk (0: not lines)
         self._burial = burial
         self._spool = spool
         self._outage_until = 0.0
@@ -133,7 +117,7 @@ class Shipper:
         except _Split as split:
             pending = state.pieces
             if len(pending) == 1:
-                pending = explode(pending[0])
+                pending = explode(pending[0], self._lines)
             if len(pending) > 1:
                 middle = len(pending) // 2
                 return [pending[:middle], pending[middle:]]
@@ -253,7 +237,8 @@ class Shipper:
             self._settle_n(lot, state.count - refused, "delivered", "", done=True)
             state.pieces = []
             return
-        pieces = [one for piece in state.pieces for one in explode(piece)]
+        lines = self._lines
+        pieces = [one for piece in state.pieces for one in explode(piece, lines)]
         outcomes = list(verdict.records[: len(pieces)])
         outcomes += ["delivered"] * (len(pieces) - len(outcomes))  # unnamed: taken
         refused = outcomes.count("rejected")
@@ -306,8 +291,11 @@ class Shipper:
         burial = self._burial
         if burial is None or not state.pieces:
             return
+        pieces = state.pieces
+        if self._lines:  # a record a line (or two) in the file, as the per-record path has them
+            pieces = [one for piece in pieces for one in explode(piece, self._lines)]
         written = burial.bury(
-            state.pieces, outcome, reason=reason, status=status, answer=answer, attempts=state.tried
+            pieces, outcome, reason=reason, status=status, answer=answer, attempts=state.tried
         )
         self._queue.count_dead_lettered(written)
 

@@ -257,11 +257,13 @@ class Worker:
             return self._cut(resent)
         # A record charged above max_record_bytes will be shortened: its chunk
         # would not fit, so the chunked fast paths are not tried for nothing.
+        # The batch's record ids (a preset that sets them): the prefix and the position.
+        prefix = uuid.uuid4().hex[:16] if self._s.preset.uses_record_id else ""
         if lot.largest <= self._s.max_record_bytes:  # the usual case: chunks of records
             fast = self._encoder.encode_batch(items)
             if fast is not None:
                 return self._cut([(n, part, len(part)) for n, part in fast] + resent)
-            chunked = None if self._mapper is None else self._mapper.chunks(items)
+            chunked = None if self._mapper is None else self._mapper.chunks(items, prefix)
             if chunked is not None:
                 return self._cut(chunked + resent)
         pieces: list[Piece] = []
@@ -274,7 +276,6 @@ class Worker:
                 truncated += cut
                 pieces.append((1, _exact(data), len(data)))
         else:
-            prefix = uuid.uuid4().hex[:16] if self._s.preset.uses_record_id else ""
             quick = self._mapper.parts(items, prefix)
             if quick is not None:
                 return self._cut(quick + resent)

@@ -240,6 +240,13 @@ class Preset:
     commas (the log records of one OTLP scope, the entries of one Loki
     stream), so runs of records with one key are encoded in chunks; such a
     preset names no single record in a verdict (no ``records`` outcomes).
+    ``lines``: each record is that many lines of the body (1: one event a
+    line, NDJSON; 2: a :class:`Keyed` record's key and value, Elasticsearch's
+    action line and document), and ``frame`` joins its parts with newlines
+    (a bytes part as it is). JSON holds no raw newline, so the senders may
+    hand ``frame`` a chunk of several records' lines as one bytes part, and
+    cut a chunk at its newlines where a split or a verdict names single
+    records (the pieces a record at a time make: bytes, or ``(key, json)``).
     ``defaults``: settings this collector wants unless the user says
     otherwise (its limits: batch_size, batch_bytes, max_record_bytes).
 
@@ -314,6 +321,7 @@ class Preset:
     one_per_request: bool = False
     json_array: bool = False
     keyed_array: bool = False
+    lines: int = 0
     defaults: Mapping[str, Any] = field(default_factory=dict)
     path: str | Callable[[Mapping[str, Any]], str] = ""
     url: Callable[[Mapping[str, Any]], str | None] = no_url
@@ -338,6 +346,10 @@ class Preset:
         Callable[[Mapping[str, Any], tuple[str, ...]], Callable[[dict[str, Any], Context], Any]]
         | None
     ) = None
+
+    def __post_init__(self) -> None:
+        if self.lines not in (0, 1, 2):
+            raise ValueError(f"preset {self.name!r}: lines must be 0, 1 or 2, got {self.lines!r}")
 
     @property
     def maps(self) -> bool:

@@ -206,12 +206,26 @@ def bind_stdlib(
 
 
 def frame(parts: list[Any]) -> bytes:
-    """Action line and document per record, each line ending in a newline."""
+    """Action line and document per record, each line ending in a newline;
+    a bytes part is a chunk of several records' lines (``lines=2``)."""
     if not parts:
         return b""
-    if set(map(len, parts)) != {2}:  # (a bytes part: join() refuses its ints)
-        raise ValueError("elasticsearch: every part must be an (action, document) pair")
-    return enclosed(b"", b"\n", list(chain.from_iterable(parts)), b"\n")
+    kinds = set(map(type, parts))
+    if kinds == {tuple}:
+        if set(map(len, parts)) != {2}:  # (join() would take a longer tuple's items)
+            raise ValueError("elasticsearch: every part must be an (action, document) pair")
+        return enclosed(b"", b"\n", list(chain.from_iterable(parts)), b"\n")
+    if not kinds <= {tuple, bytes}:
+        raise ValueError("elasticsearch: a part must be an (action, document) pair or lines")
+    lines: list[bytes] = []
+    for part in parts:
+        if type(part) is bytes:
+            lines.append(part)
+        elif len(part) == 2:
+            lines += part
+        else:
+            raise ValueError("elasticsearch: every part must be an (action, document) pair")
+    return enclosed(b"", b"\n", lines, b"\n")
 
 
 def framed_size(total: int, count: int) -> int:
@@ -344,6 +358,7 @@ PRESET = Preset(
     options={"index": parse_index},
     auth=api_key,
     uses_record_id=True,
+    lines=2,  # an action line and a document a record
     response_cap=RESPONSE_CAP,
     naming="ecs",  # included attributes and trace ids under their ECS names
 )

@@ -33,7 +33,7 @@ def single_size(total: int, count: int) -> int:
 
 
 JSON = Preset("json", "application/json", _array, _array_size, json_array=True)
-NDJSON = Preset("ndjson", "application/x-ndjson", _lines, _lines_size)
+NDJSON = Preset("ndjson", "application/x-ndjson", _lines, _lines_size, lines=1)
 OBJECT = Preset(
     "object",
     "application/json",

@@ -297,4 +297,5 @@ PRESET = Preset(
     path=PATH,
     options=OPTIONS,
     auth=_auth,
+    lines=1,  # CLEF: an event a line
 )

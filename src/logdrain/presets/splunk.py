@@ -296,4 +296,5 @@ PRESET = Preset(
     headers=_headers,
     auth=_auth,
     requires_token=True,
+    lines=1,  # events one after another, a newline between
 )
