@@ -299,9 +299,10 @@ class Mapper:
         return out
 
     def _line_chunks(self, records: list[Any]) -> list[Piece] | None:
-        """A ``lines`` preset's records as chunks: their lines (one a record,
-        or a Keyed record's key and value) joined by newlines. A chunk above
-        ``max_record_bytes`` (it might not fit a body) stays a piece a record."""
+        """A ``lines`` preset's records (one slice: up to 100) as one chunk:
+        their lines (one a record, or a Keyed record's key and value) joined
+        by newlines. A chunk above ``max_record_bytes`` (it might not fit a
+        body) stays a piece a record."""
         two = self._preset.lines == 2
         keys: list[bytes] = []
         if two:
@@ -309,15 +310,12 @@ class Mapper:
                 return None
             keys = list(map(_key, records))
             datas = self._encoded(list(map(_value, records)))
-            sizes = list(map(add, map(len, keys), map(len, datas)))
         else:
             if Keyed in set(map(type, records)):
                 return None
             datas = self._encoded(records)
-            sizes = list(map(len, datas))
-        limit = self._limit
-        if max(sizes, default=0) > limit:
-            return None
+        if not datas:
+            return []
         # A newline in a part (a custom preset's own bytes) would not cut back
         # into its records: left to the per-record path. (``10 in part``: one
         # memchr; count() walks every byte, and ``b"\n" in`` fails an int
@@ -325,25 +323,15 @@ class Mapper:
         newline = repeat(10)
         if any(map(contains, datas, newline)) or any(map(contains, keys, newline)):
             return None
-        out: list[Piece] = []
-        for start in range(0, len(datas), _CHUNK):
-            stop = start + _CHUNK
-            run = datas[start:stop]
-            chunk = b"\n".join(
-                chain.from_iterable(zip(keys[start:stop], run, strict=True)) if two else run
-            )
-            if len(chunk) <= limit:
-                out.append((len(run), chunk, len(chunk)))
-            elif two:
-                out += zip(
-                    repeat(1),
-                    zip(keys[start:stop], run, strict=True),
-                    sizes[start:stop],
-                    strict=False,
-                )
-            else:
-                out += zip(repeat(1), run, sizes[start:stop], strict=False)
-        return out
+        chunk = b"\n".join(chain.from_iterable(zip(keys, datas, strict=True)) if two else datas)
+        limit = self._limit
+        if len(chunk) <= limit:  # and so is each record in it
+            return [(len(datas), chunk, len(chunk))]
+        sizes = list(map(add, map(len, keys), map(len, datas))) if two else list(map(len, datas))
+        if max(sizes) > limit:  # a record to shorten: one at a time
+            return None
+        parts = zip(keys, datas, strict=True) if two else datas
+        return list(zip(repeat(1), parts, sizes, strict=False))
 
     def _array_chunks(self, docs: list[Any]) -> list[Piece] | None:
         """A ``json_array`` preset's plain records as comma-joined chunks."""
