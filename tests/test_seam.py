@@ -414,7 +414,7 @@ def test_batches_are_cut_by_a_framing_of_its_own(collector: Collector) -> None:
     asked for every record; a linear one is computed. Both keep every body
     within batch_bytes: a record is 316 bytes, so 6 fit by their bytes
     (1,902 of 2,048), 5 with the extra 200."""
-    from logdrain.worker import _linear_framing
+    from logdrain.cutting import linear_framing as _linear_framing
 
     assert _linear_framing(lambda total, count: total + count + 1) == (1, 1)
     assert _linear_framing(lambda total, count: total + count + 200 * (count > 3)) is None

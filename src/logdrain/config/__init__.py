@@ -23,7 +23,8 @@ from ..errors import ConfigError
 from ..presets import PRESETS
 from .checks import header_value_problem, url_problem
 from .files import check_ca_file, check_client_cert, load_client_cert
-from .parse import NOT_FROM_ENV, PARSERS, UNCATCHABLE_SIGNALS
+from .parse import UNCATCHABLE_SIGNALS
+from .parsers import NOT_FROM_ENV, PARSERS
 from .settings import (
     BUFFER_RECORDS,
     CA_MODES,

@@ -1,10 +1,11 @@
 """Parsers: one per setting, each taking the value as given (code, dictConfig
 string or environment variable) and returning it typed, or raising a
-ConfigError that names the field and the fix and never echoes a secret."""
+ConfigError that names the field and the fix and never echoes a secret.
+The connection settings' parsers are in :mod:`.parse_network`; which setting
+takes which parser, in :mod:`.parsers`."""
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 import json
@@ -12,16 +13,12 @@ import math
 import os
 import re
 import signal
-import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..presets import Preset, get, names
-from .checks import CONTROL, check_header_name, header_value_problem, url_problem
-from .files import check_ca_file, check_client_cert
-from .settings import Settings, mask_text_url
+from .checks import CONTROL, check_header_name, header_value_problem
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -29,7 +26,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 UNCATCHABLE_SIGNALS = frozenset({"SIGKILL", "SIGSTOP"})
 
 
-def _as_int(name: str, value: Any) -> int:
+def as_int(name: str, value: Any) -> int:
     if isinstance(value, bool):
         raise ConfigError(name, f"got a bool ({value!r})", "give a whole number")
     if isinstance(value, int):
@@ -49,7 +46,7 @@ _SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 _SIZE_FIX = "give bytes as a whole number such as 67108864, or a size such as '64MiB' or '64MB'"
 
 
-def _as_size(name: str, value: Any) -> int:
+def as_size(name: str, value: Any) -> int:
     """Bytes: a whole number, or a size with a unit: ``KB``/``MB``/``GB``
     (powers of 1000), ``KiB``/``MiB``/``GiB`` and ``K``/``M``/``G`` (powers of
     1024), ``B``; case and spaces do not matter."""
@@ -76,7 +73,7 @@ def _as_size(name: str, value: Any) -> int:
     raise ConfigError(name, f"{value!r} is not a size", _SIZE_FIX)
 
 
-def _as_float(name: str, value: Any) -> float:
+def as_float(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise ConfigError(name, f"got a bool ({value!r})", "give a number of seconds")
     if isinstance(value, int | float):
@@ -108,7 +105,7 @@ def as_duration(name: str, value: Any) -> float:
         if match:
             value = float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
     try:
-        seconds = _as_float(name, value)
+        seconds = as_float(name, value)
     except ConfigError:
         raise ConfigError(name, f"{value!r} is not a duration", _DURATION_FIX) from None
     if seconds < 0:
@@ -116,13 +113,13 @@ def as_duration(name: str, value: Any) -> float:
     return seconds
 
 
-def _as_path(name: str, value: Any) -> str | None:
+def as_path(name: str, value: Any) -> str | None:
     """A file path (str or os.PathLike); None or empty: not set."""
     if value is None:
         return None
     if not isinstance(value, str) and hasattr(value, "__fspath__"):
         value = value.__fspath__()
-    text = _as_opt_str(name, value)
+    text = as_opt_str(name, value)
     if text is None:
         return None
     if CONTROL.search(text):
@@ -130,7 +127,7 @@ def _as_path(name: str, value: Any) -> str | None:
     return os.path.expanduser(text)
 
 
-def _as_bool(name: str, value: Any) -> bool:
+def as_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -140,20 +137,20 @@ def _as_bool(name: str, value: Any) -> bool:
     raise ConfigError(name, f"{value!r} is not a boolean", "give true or false")
 
 
-def _as_str(name: str, value: Any) -> str:
+def as_str(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(name, f"expected a string, got {type(value).__name__}", "give a string")
     return value
 
 
-def _as_opt_str(name: str, value: Any) -> str | None:
+def as_opt_str(name: str, value: Any) -> str | None:
     if value is None:
         return None
-    return _as_str(name, value) or None
+    return as_str(name, value) or None
 
 
-def _as_name(name: str, value: Any) -> str:
-    text = _as_str(name, value)
+def as_name(name: str, value: Any) -> str:
+    text = as_str(name, value)
     if CONTROL.search(text):
         raise ConfigError(
             name,
@@ -163,9 +160,9 @@ def _as_name(name: str, value: Any) -> str:
     return text
 
 
-def _as_token(name: str, value: Any) -> str | None:
+def as_token(name: str, value: Any) -> str | None:
     """Surrounding whitespace is dropped (a token read from a file ends in a newline)."""
-    text = _as_opt_str(name, value)
+    text = as_opt_str(name, value)
     if text is None:
         return None
     token = text.strip()
@@ -177,7 +174,7 @@ def _as_token(name: str, value: Any) -> str | None:
     return token
 
 
-def _as_headers(name: str, value: Any) -> Mapping[str, str]:
+def as_headers(name: str, value: Any) -> Mapping[str, str]:
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
@@ -205,7 +202,7 @@ def _as_headers(name: str, value: Any) -> Mapping[str, str]:
     return out
 
 
-def _as_signals(name: str, value: Any) -> tuple[str, ...]:
+def as_signals(name: str, value: Any) -> tuple[str, ...]:
     if value is None or value is False:
         return ()
     if value is True:
@@ -251,7 +248,7 @@ def _as_signals(name: str, value: Any) -> tuple[str, ...]:
 _NAMES_EXAMPLE = {"redact_keys": ("password", "ssn"), "include": ("process", "lineno")}
 
 
-def _as_names(name: str, value: Any) -> tuple[str, ...]:
+def as_names(name: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     first, second = _NAMES_EXAMPLE.get(name, ("message", "level"))
@@ -270,7 +267,7 @@ def _as_names(name: str, value: Any) -> tuple[str, ...]:
     return tuple(i.strip() for i in items if i.strip())
 
 
-def _as_mapping(name: str, value: Any) -> Mapping[str, Any]:
+def as_mapping(name: str, value: Any) -> Mapping[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
@@ -281,101 +278,15 @@ def _as_mapping(name: str, value: Any) -> Mapping[str, Any]:
     return dict(value)
 
 
-def _as_rename(name: str, value: Any) -> Mapping[str, str]:
-    mapping = _as_mapping(name, value)
+def as_rename(name: str, value: Any) -> Mapping[str, str]:
+    mapping = as_mapping(name, value)
     for key, new in mapping.items():
         if not isinstance(new, str) or not new:
             raise ConfigError(name, f"{key!r} must be renamed to a non-empty string", "fix it")
     return mapping
 
 
-def _as_url(name: str, value: Any) -> str:
-    text = _as_str(name, value).strip()
-    problem = url_problem(text)
-    if problem:
-        raise ConfigError(
-            name, f"{mask_text_url(text)!r} {problem}", "write it as 'https://host:port/path'"
-        )
-    parts = urlsplit(text)
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(
-            name, "credentials inside the URL would leak into logs", "pass token= or headers="
-        )
-    return text
-
-
-def _as_proxy(name: str, value: Any) -> str | None:
-    text = _as_opt_str(name, value)
-    if text is None:
-        return None
-    text = text.strip()
-    problem = url_problem(text)
-    parts = urlsplit(text) if problem is None else None
-    if parts is not None and "@" in parts.path + parts.query + parts.fragment:
-        problem = "has an '@' after the host (a password with / ? or # in it)"
-    if problem:
-        raise ConfigError(
-            name,
-            f"{mask_text_url(text)!r} is not a proxy URL: it {problem}",
-            "write it as 'http://user:pass@host:3128' (percent-encode / ? # @ in the password)",
-        )
-    return text
-
-
-def _as_no_proxy(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    return ",".join(_as_names(name, value)) if not isinstance(value, str) else value
-
-
-def _as_ca_bundle(name: str, value: Any) -> str | None:
-    text = _as_opt_str(name, value)
-    if text is not None:
-        check_ca_file(name, text)
-    return text
-
-
-def _as_client_cert(name: str, value: Any) -> tuple[str, str | None] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        items: list[Any] = [v.strip() for v in value.split(",")]
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        raise ConfigError(
-            name, "expected a path or a (cert, key) pair", 'give ("cert.pem", "key.pem")'
-        )
-    if not 1 <= len(items) <= 2 or not all(isinstance(i, str) and i for i in items):
-        raise ConfigError(
-            name, "expected a path or a (cert, key) pair", 'give ("cert.pem", "key.pem")'
-        )
-    pair = (items[0], items[1] if len(items) == 2 else None)
-    check_client_cert(*pair)
-    return pair
-
-
-def _as_ssl_context(name: str, value: Any) -> ssl.SSLContext | None:
-    if value is None or isinstance(value, ssl.SSLContext):
-        return value
-    raise ConfigError(name, f"expected an ssl.SSLContext, got {type(value).__name__}", "pass one")
-
-
-def _as_auth(name: str, value: Any) -> Any:
-    if value is None or callable(value):
-        return value
-    if (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, str) for v in value)
-    ):
-        return (value[0], value[1])
-    raise ConfigError(
-        name, "expected a requests auth object or a (user, password) pair", "pass one"
-    )
-
-
-def _as_callable(name: str, value: Any) -> Any:
+def as_callable(name: str, value: Any) -> Any:
     if value is None or callable(value):
         return value
     if isinstance(value, str) and ":" in value:
@@ -393,7 +304,7 @@ def _as_callable(name: str, value: Any) -> Any:
     )
 
 
-def _as_preset(name: str, value: Any) -> Preset:
+def as_preset(name: str, value: Any) -> Preset:
     if isinstance(value, Preset):
         return value
     if not isinstance(value, str):
@@ -409,53 +320,5 @@ def _as_preset(name: str, value: Any) -> Preset:
     raise ConfigError(name, f"{value!r} is not a preset", fix)
 
 
-def _as_naming(name: str, value: Any) -> str:
-    return _as_str(name, value).strip().lower()
-
-
-_SPECIAL: dict[str, Callable[[str, Any], Any]] = {
-    "preset": _as_preset,
-    "max_buffer_bytes": _as_size,
-    "dead_letter_max_bytes": _as_size,
-    "dead_letter": _as_path,
-    "spool_max_bytes": _as_size,
-    "spool_dir": _as_path,
-    "max_age": as_duration,
-    "url": _as_url,
-    "token": _as_token,
-    "headers": _as_headers,
-    "name": _as_name,
-    "flush_on_signals": _as_signals,
-    "proxy": _as_proxy,
-    "no_proxy": _as_no_proxy,
-    "ca_bundle": _as_ca_bundle,
-    "client_cert": _as_client_cert,
-    "ssl_context": _as_ssl_context,
-    "auth": _as_auth,
-    "token_provider": _as_callable,
-    "fields": _as_names,
-    "redact_keys": _as_names,
-    "envelope_required": _as_names,
-    "rename": _as_rename,
-    "envelope": _as_mapping,
-    "include": _as_names,
-    "naming": _as_naming,
-}
-# Settings that only make sense as objects are never read from the environment.
-NOT_FROM_ENV = frozenset({"ssl_context", "auth", "token_provider"})
-
-PARSERS: dict[str, Callable[[str, Any], Any]] = {}
-for _f in dataclasses.fields(Settings):
-    _type = str(_f.type)
-    if _f.name in _SPECIAL:
-        PARSERS[_f.name] = _SPECIAL[_f.name]
-    elif _type == "int":
-        PARSERS[_f.name] = _as_int
-    elif _type == "float":
-        PARSERS[_f.name] = _as_float
-    elif _type == "bool":
-        PARSERS[_f.name] = _as_bool
-    elif _type == "str | None":
-        PARSERS[_f.name] = _as_opt_str
-    else:
-        PARSERS[_f.name] = _as_str
+def as_naming(name: str, value: Any) -> str:
+    return as_str(name, value).strip().lower()
