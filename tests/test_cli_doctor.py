@@ -445,6 +445,7 @@ def test_import_logdrain_does_not_load_the_cli() -> None:
     )
     loaded = proc.stdout
     assert "logdrain.cli" not in loaded and "logdrain.testing" not in loaded, loaded
+    assert "logdrain.demo" not in loaded, loaded
 
 
 # -- presets: probe and the preset's own verdict -----------------------------------
