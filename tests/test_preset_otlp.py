@@ -429,6 +429,66 @@ def test_wrong_options_fail_at_construction_without_secrets(
     assert "s3cr3t" not in str(info.value)
 
 
+def test_the_sdks_batch_processor_variables_shape_the_batches(
+    otlp: StrictCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=3: seven records go as 3 + 3 + 1
+    (the schedule delay, 30 s, never fires: flush() sends the last one)."""
+    monkeypatch.setenv("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "3")
+    monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "30000")
+    monkeypatch.setenv("OTEL_BLRP_MAX_QUEUE_SIZE", "64")
+    with logdrain.Drain(otlp.url, preset="otlp", concurrency=1, capture_crashes=False) as drain:
+        s = drain.settings
+        assert (s.batch_size, s.flush_interval, s.queue_size) == (3, 30.0, 64)
+        for i in range(7):
+            drain.submit({"message": f"m{i}"})
+        assert drain.flush(10)
+    assert [r.record_count for r in otlp.requests] == [3, 3, 1]
+
+
+@pytest.mark.parametrize(
+    ("explicit", "env", "expected"),
+    [
+        ({}, {}, (2000, 1.0, 10000)),  # the preset's and logdrain's defaults
+        ({}, {"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "512", "OTEL_BLRP_SCHEDULE_DELAY": "5000"},
+         (512, 5.0, 10000)),
+        ({"batch_size": 100}, {"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "512",
+                               "LOGDRAIN_FLUSH_INTERVAL": "0.5", "OTEL_BLRP_SCHEDULE_DELAY": "9000",
+                               "OTEL_BLRP_EXPORT_TIMEOUT": "1"}, (100, 0.5, 10000)),
+    ],
+)  # fmt: skip
+def test_batch_variables_sit_below_your_settings(
+    explicit: dict[str, Any], env: dict[str, str], expected: tuple[int, float, int]
+) -> None:
+    from logdrain.config import resolve
+
+    s = resolve({"url": "http://127.0.0.1:9", "preset": "otlp", **explicit}, env)
+    assert (s.batch_size, s.flush_interval, s.queue_size) == expected
+    other = resolve({"url": "http://127.0.0.1:9/x", "preset": "json"}, env)  # otlp's alone
+    assert (other.batch_size, other.queue_size) == (2000, 10000)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("OTEL_BLRP_SCHEDULE_DELAY", "5", "milliseconds from 10"),
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0", "records from 1"),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "1e3", "records from 1"),
+    ],
+)
+def test_a_wrong_batch_variable_fails_at_construction_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(logdrain.ConfigError) as info:
+        logdrain.Drain("http://127.0.0.1:9", preset="otlp", capture_crashes=False)
+    assert variable in str(info.value) and says in str(info.value)
+    monkeypatch.delenv(variable)
+    monkeypatch.setenv("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "20000")  # above queue_size
+    with pytest.raises(logdrain.ConfigError, match="batch_size"):
+        logdrain.Drain("http://127.0.0.1:9", preset="otlp", capture_crashes=False)
+
+
 @pytest.mark.parametrize("as_number", [False, True])
 def test_partial_success_is_counted_exactly_and_never_retried(
     otlp: StrictCollector, capfd: pytest.CaptureFixture[str], as_number: bool

@@ -143,7 +143,7 @@ def resolve(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         raise bad_url
     preset = values["preset"]
     options = _preset_options(preset, explicit, environ)
-    _ecosystem(preset, values, options, environ)
+    _ecosystem(preset, values, options, environ, given)
     values["options"] = options
     if not values.get("naming"):  # the preset's own convention unless one is picked
         values["naming"] = getattr(preset, "naming", "plain")
@@ -199,12 +199,19 @@ def _derived_url(preset: Any, options: Mapping[str, Any]) -> str:
     return PARSERS["url"]("url", derived)  # type: ignore[no-any-return]
 
 
-#: Settings a preset's ``environment`` may supply besides its options.
+#: Settings a preset's ``environment`` may supply besides its options: where
+#: none is given, and (the batching ones) where the user gave none, above the
+#: preset's defaults (the OpenTelemetry SDKs' ``OTEL_BLRP_*``).
 _ECOSYSTEM_SETTINGS = ("url", "token", "headers")
+_ECOSYSTEM_BATCHING = ("batch_size", "queue_size", "flush_interval")
 
 
 def _ecosystem(
-    preset: Any, values: dict[str, Any], options: dict[str, Any], environ: Mapping[str, str]
+    preset: Any,
+    values: dict[str, Any],
+    options: dict[str, Any],
+    environ: Mapping[str, str],
+    given: set[str],
 ) -> None:
     """The ecosystem's own variables (``OTEL_*``, ``DD_*``), read by the
     preset, below explicit settings and ``LOGDRAIN_*``."""
@@ -219,6 +226,9 @@ def _ecosystem(
             continue  # yours wins over the ecosystem's key
         if key in _ECOSYSTEM_SETTINGS:
             if values.get(key) is None:
+                values[key] = PARSERS[key](key, raw)
+        elif key in _ECOSYSTEM_BATCHING:
+            if key not in given:  # set in code or LOGDRAIN_*: yours wins
                 values[key] = PARSERS[key](key, raw)
         elif key in preset.options:
             if key not in options:

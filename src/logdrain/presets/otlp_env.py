@@ -1,7 +1,8 @@
 """The ``otlp`` preset's options (``service``, ``host``, ``resource``) and
 the OpenTelemetry SDK variables it reads below explicit settings
 (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
-``OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT`` and ``_HEADERS``)."""
+``OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT`` and ``_HEADERS``, and the batch log
+record processor's ``OTEL_BLRP_*``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from typing import Any
 from urllib.parse import unquote
 
 LOGS_PATH = "/v1/logs"
+
+#: The SDKs' batch log record processor variables, the settings they become
+#: and the least value logdrain takes (``OTEL_BLRP_EXPORT_TIMEOUT`` bounds a
+#: whole export in the SDKs; logdrain's deadlines are its own settings).
+BATCH_VARIABLES: tuple[tuple[str, str, int], ...] = (
+    ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "batch_size", 1),
+    ("OTEL_BLRP_MAX_QUEUE_SIZE", "queue_size", 1),
+    ("OTEL_BLRP_SCHEDULE_DELAY", "flush_interval", 10),  # milliseconds -> seconds
+)
 
 
 def name_option(option: str, attribute: str) -> Callable[[Any], str]:
@@ -88,4 +98,19 @@ def environment(environ: Mapping[str, str], options: Mapping[str, Any]) -> dict[
     headers = _pairs(raw or environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), r"[ \t]*,[ \t]*", True)
     if headers:
         found["headers"] = headers
+    for variable, setting, least in BATCH_VARIABLES:
+        text = environ.get(variable, "").strip()
+        if text:
+            found[setting] = _batch_value(variable, text, least, setting == "flush_interval")
     return found
+
+
+def _batch_value(variable: str, text: str, least: int, millis: bool) -> float:
+    """A batch processor variable's whole number (milliseconds: as seconds)."""
+    unit = " milliseconds" if millis else ""
+    if not text.isdigit() or int(text) < least:
+        raise ValueError(
+            f"{variable}={text!r}: expected a whole number of{unit or ' records'} "
+            f"from {least} (logdrain's least)"
+        )
+    return int(text) / 1000 if millis else int(text)
