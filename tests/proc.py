@@ -1,5 +1,5 @@
 """Run a snippet of Python, or the ``logdrain`` command, in a real subprocess
-with logdrain importable."""
+with logdrain importable; and wait on a condition with a cap."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -79,3 +81,14 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def wait_until(check: Callable[[], object], cap: float = 120.0) -> bool:
+    """Whether ``check()`` came true within ``cap`` seconds (a safety cap,
+    never a measured duration), asked every 5 ms and once more at the end."""
+    deadline = time.monotonic() + cap
+    while not check():
+        if time.monotonic() >= deadline:
+            return bool(check())
+        time.sleep(0.005)
+    return True

@@ -12,7 +12,6 @@ import re
 import socket
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -46,13 +45,8 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{port}/ingest"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = CAP) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.005)
-    return True
+def wait_until(check: Callable[[], bool], cap: float = CAP) -> bool:
+    return proc.wait_until(check, cap)
 
 
 def settled(drain: Drain) -> DrainStats:

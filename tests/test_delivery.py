@@ -21,6 +21,7 @@ from logdrain import Drain, DrainHandler, DrainStats, TransientError
 from logdrain.queue import RecordQueue
 from logdrain.retry import Backoff, parse_retry_after
 from logdrain.testing import BATCH_ID_HEADER, Collector, RequestInfo
+from tests import proc
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,13 +54,8 @@ def settled(drain: Drain) -> DrainStats:
     return stats
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = CAP) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return predicate()
-        time.sleep(0.005)
-    return True
+def wait_until(check: Callable[[], bool], cap: float = CAP) -> bool:
+    return proc.wait_until(check, cap)
 
 
 def batch_id(request: RequestInfo) -> str:

@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from logdrain.presets import elasticsearch as es_preset
 from logdrain.records import EVENT, stdlib_item
 from logdrain.testing.dialects import Elasticsearch, StrictCollector
 
+from . import proc
 from .test_mapping_fast_paths import EXTRAS, _items
 
 pytestmark = pytest.mark.timeout(120)
@@ -239,26 +239,17 @@ def test_spooled_chunks_come_back_as_their_records(tmp_path: Path) -> None:
         )  # fmt: skip
         for n in range(250):
             drain.submit({"message": f"r{n}", "n": n})
-        assert _wait(lambda: drain.stats().spooled == 250)
+        assert proc.wait_until(lambda: drain.stats().spooled == 250)
         counts = []
         for part in (tmp_path / "spool").glob("part-*.sqlite3"):
             with contextlib.closing(sqlite3.connect(part)) as db:
                 counts += [n for (n,) in db.execute("SELECT count FROM records")]
         assert sum(counts) == 250 and max(counts) == 100  # chunks, as they were sent
         fake.up()
-        assert _wait(lambda: drain.stats().delivered == 250)
+        assert proc.wait_until(lambda: drain.stats().delivered == 250)
         drain.close()
         stats = drain.stats()
         stored = [(r["_id"], r["source"]["n"]) for r in fake.records]
     assert stats.balanced and stats.pending == 0 and stats.lost == 0
     assert sorted(n for _, n in stored) == list(range(250))
     assert len({rid for rid, _ in stored}) == 250
-
-
-def _wait(check: Any, cap: float = 120.0) -> bool:
-    end = time.monotonic() + cap
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.02)
-    return bool(check())

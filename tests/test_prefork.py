@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -131,13 +130,15 @@ def test_uwsgi_workers_flush_in_uwsgi_atexit(collector: Collector, tmp_path: Pat
             env=env, cwd=tmp_path, stdout=sink, stderr=sink,
         )  # fmt: skip
     try:
-        for _ in range(300):  # up to ~30 s for the first answer
+
+        def answers() -> bool:  # the first answer; a server that exits fails at once
             try:
-                assert _get(port, "warmup") == 200
-                break
+                return _get(port, "warmup") == 200
             except OSError:
                 assert server.poll() is None, log.read_text(errors="replace")
-                time.sleep(0.1)
+                return False
+
+        assert proc.wait_until(answers, 60.0), log.read_text(errors="replace")
         assert [_get(port, str(i)) for i in range(REQUESTS)] == [200] * REQUESTS
     finally:
         server.terminate()  # at once: the last records are still lingering

@@ -44,12 +44,7 @@ CAP = 120.0  # seconds: a safety cap on every wait, never a measured duration
 
 
 def wait_until(check: Callable[[], bool], cap: float = CAP) -> bool:
-    end = time.monotonic() + cap
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+    return proc.wait_until(check, cap)
 
 
 def parts(directory: Path, suffix: str = ".sqlite3") -> list[Path]:
