@@ -271,8 +271,8 @@ class Worker:
         if self._mapper is None:
             encode = self._encoder.encode
             for item in items:
-                data, cut = encode(item)
-                truncated += cut
+                data, shortened = encode(item)
+                truncated += shortened
                 pieces.append((1, _exact(data), len(data)))
         else:
             quick = self._mapper.parts(items, prefix)
@@ -281,11 +281,11 @@ class Worker:
             part = self._mapper.part
             for i, item in enumerate(items):
                 try:
-                    data, size, cut = part(item, f"{prefix}{i}" if prefix else "")
+                    data, size, shortened = part(item, f"{prefix}{i}" if prefix else "")
                 except Unsendable as exc:
                     unsendable.append(str(exc))
                     continue
-                truncated += cut
+                truncated += shortened
                 pieces.append((1, data, size))
         if truncated:
             self._queue.count_truncated(truncated)
